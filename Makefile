@@ -1,0 +1,48 @@
+# qwenvl-study — two commands do all the set-up: `make demo` and `make test`.
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+WORKERS ?= 2
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo test test-unit test-notebooks lab bench notebooks clean
+
+# Create .venv if missing and install the package with its notebook + dev extras.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[notebooks,dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: the course's key facts computed live, checked against transformers; figures in outputs/.
+demo: $(STAMP)
+	$(VENV)/bin/qwenvl-study tour --out outputs
+
+## Unit + parity + property tests, then every notebook executed top to bottom.
+test: $(STAMP)
+	$(MAKE) --no-print-directory test-unit test-notebooks
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -n $(WORKERS) tests
+
+test-notebooks: $(STAMP)
+	$(PY) -m pytest -q -n $(WORKERS) --nbval-lax --nbval-current-env notebooks/
+
+## JupyterLab on the notebooks.
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+## Benchmarks: each prints its ratio against the reference.
+bench: $(STAMP)
+	@set -e; for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+## Re-execute every notebook in place (refreshes the stored outputs that nbval compares).
+notebooks: $(STAMP)
+	$(PY) scripts/run_notebooks.py notebooks/*.ipynb
+
+clean:
+	rm -rf outputs .pytest_cache .hypothesis

@@ -1,0 +1,46 @@
+"""qwenvl-study: how Qwen2-VL sees, built from scratch and proven against transformers.
+
+The public API (what notebooks and outside checks import). Each block names the lesson and the
+module that holds the code; this file only re-exports.
+"""
+
+__version__ = "0.1.0"
+
+# -- lesson 01: configs, dynamic resolution, patching ------------------------------------------
+from .config import (
+    QWEN2_VL_2B,
+    QWEN2_VL_7B,
+    QWEN2_VL_72B,
+    Qwen2VLConfig,
+    TextConfig,
+    VisionConfig,
+    count_parameters,
+    load_config,
+    model_structure,
+    tiny_config,
+)
+from .patching import PatchEmbed, patchify, preprocess_image
+from .resolution import count_image_tokens, count_video_tokens, smart_resize
+
+# -- lessons 02-03: positions (rope.py) ---------------------------------------------------------
+from .rope import vision_position_ids
+
+__all__ = [
+    "QWEN2_VL_2B",
+    "QWEN2_VL_7B",
+    "QWEN2_VL_72B",
+    "Qwen2VLConfig",
+    "TextConfig",
+    "VisionConfig",
+    "count_parameters",
+    "load_config",
+    "model_structure",
+    "tiny_config",
+    "PatchEmbed",
+    "patchify",
+    "preprocess_image",
+    "count_image_tokens",
+    "count_video_tokens",
+    "smart_resize",
+    "vision_position_ids",
+]

@@ -1,0 +1,185 @@
+"""From pixels to rows of 1176 numbers: resize, normalise, cut 2x14x14 tubes, embed them.
+
+Paper §2.1: the ViT sees 14x14 patches; images and videos share one path because an image is
+treated as *two identical frames* (temporal patch size 2), so every patch is a 3D tube of
+2 frames x 3 channels x 14 x 14 = 1176 values. Rows are ordered so that the 2x2 groups the
+PatchMerger later fuses are adjacent (4 consecutive rows = one LLM token).
+
+Reference: transformers/models/qwen2_vl/image_processing_pil_qwen2_vl.py
+(``Qwen2VLImageProcessorPil``: convert_rgb → resize BICUBIC → rescale 1/255 → CLIP mean/std →
+patchify) and ``PatchEmbed`` in modeling_qwen2_vl.py (Conv3d, kernel = stride = (2, 14, 14)).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+from .resolution import MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, TEMPORAL_PATCH_SIZE, Rule, smart_resize
+
+__all__ = [
+    "OPENAI_CLIP_MEAN",
+    "OPENAI_CLIP_STD",
+    "open_image",
+    "to_rgb",
+    "normalize",
+    "preprocess_image",
+    "patchify",
+    "unpatchify",
+    "PatchEmbed",
+]
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+ImageLike = Union[Image.Image, str, os.PathLike]
+
+
+def open_image(source: ImageLike) -> Image.Image:
+    """A PIL image from a path or an image; clear errors for missing, unreadable or empty input."""
+    if isinstance(source, Image.Image):
+        image = source
+        name = "image"
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        name = str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"image file not found: {path}")
+        try:
+            image = Image.open(path)
+            image.load()
+        except UnidentifiedImageError:
+            raise ValueError(f"{path}: not a readable image (PIL cannot identify the format)") from None
+        except (OSError, SyntaxError) as err:
+            raise ValueError(f"{path}: unreadable or truncated image ({err})") from None
+    else:
+        raise TypeError(f"expected a PIL image or a path, got {type(source).__name__}")
+    if image.width < 1 or image.height < 1:
+        raise ValueError(f"{name} has zero size ({image.width}x{image.height}); need at least 1x1 pixels")
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB as the reference converts: anything with alpha (or a transparent palette) over white."""
+    if image.mode == "RGB":
+        return image
+    if "A" in image.getbands() or image.info.get("transparency") is not None:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def normalize(rgb: np.ndarray, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD) -> np.ndarray:
+    """uint8 [..., H, W, 3] → float32, rescaled by 1/255 (in float64, as the reference) then CLIP-normalised."""
+    x = (rgb.astype(np.float64) * (1 / 255)).astype(np.float32)
+    return (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+
+
+def preprocess_image(
+    image: ImageLike,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    rule: Rule = "transformers",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image → ``(pixel_values [N, 1176] float32, grid_thw [1, 3] int64)``.
+
+    resize (smart_resize, PIL bicubic) → rescale → CLIP mean/std → 2 identical frames →
+    2x14x14 tubes, 2x2 merge groups adjacent. N = grid_h * grid_w; 224x224 → N = 256.
+    """
+    rgb = to_rgb(open_image(image))
+    height, width = rgb.height, rgb.width
+    rh, rw = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    if (rh, rw) != (height, width):
+        rgb = rgb.resize((rw, rh), resample=Image.Resampling.BICUBIC)
+    pixels = normalize(np.asarray(rgb))  # [H', W', 3] float32
+    frames = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]  # [1, 3, H', W']
+    patches, grid = patchify(frames)  # [N, 1176], (1, H'/14, W'/14)
+    return patches, torch.tensor([grid], dtype=torch.long)
+
+
+def patchify(
+    frames: torch.Tensor | np.ndarray,
+    *,
+    patch_size: int = PATCH_SIZE,
+    temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
+) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """Normalised frames ``[T, C, H, W]`` → ``(patches [t*h*w, C*2*14*14], (t, h, w))``.
+
+    T is padded to a multiple of ``temporal_patch_size`` by repeating the last frame (an image,
+    T = 1, becomes two identical frames). Row order: for each temporal slice, 2x2 merge groups
+    in raster order, and inside a group its 4 patches in raster order.
+    """
+    x = torch.as_tensor(frames)
+    if x.ndim != 4:
+        raise ValueError(f"frames must be [T, C, H, W], got shape {tuple(x.shape)}")
+    T, C, H, W = x.shape
+    side = patch_size * merge_size
+    if T < 1 or H % side or W % side or H == 0 or W == 0:
+        raise ValueError(f"frames of shape {tuple(x.shape)}: need T >= 1 and H, W positive multiples of {side}")
+    if T % temporal_patch_size:
+        pad = temporal_patch_size - T % temporal_patch_size
+        x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)], dim=0)  # repeat the last frame
+    gt, gh, gw = x.shape[0] // temporal_patch_size, H // patch_size, W // patch_size
+    m, p, tp = merge_size, patch_size, temporal_patch_size
+    x = x.reshape(gt, tp, C, gh // m, m, p, gw // m, m, p)  # [gt, tp, C, gh/m, m, p, gw/m, m, p]
+    x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # [gt, gh/m, gw/m, m, m, C, tp, p, p]
+    patches = x.reshape(gt * gh * gw, C * tp * p * p)  # [t*h*w, 1176]
+    return patches, (gt, gh, gw)
+
+
+def unpatchify(
+    patches: torch.Tensor,
+    grid_thw: tuple[int, int, int],
+    *,
+    channels: int = 3,
+    patch_size: int = PATCH_SIZE,
+    temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
+) -> torch.Tensor:
+    """Inverse of :func:`patchify`: ``[t*h*w, C*2*14*14]`` → frames ``[t*2, C, h*14, w*14]``."""
+    gt, gh, gw = (int(v) for v in grid_thw)
+    m, p, tp = merge_size, patch_size, temporal_patch_size
+    if patches.shape != (gt * gh * gw, channels * tp * p * p):
+        raise ValueError(f"patches of shape {tuple(patches.shape)} do not match grid {(gt, gh, gw)}")
+    x = patches.reshape(gt, gh // m, gw // m, m, m, channels, tp, p, p)
+    x = x.permute(0, 6, 5, 1, 3, 7, 2, 4, 8)  # [gt, tp, C, gh/m, m, p, gw/m, m, p]
+    return x.reshape(gt * tp, channels, gh * p, gw * p)
+
+
+class PatchEmbed(nn.Module):
+    """Conv3d(3, embed_dim, kernel = stride = (2, 14, 14), no bias) over the 1176-value rows.
+
+    Because kernel = stride = the whole tube, the convolution is one dot product per row: it is
+    exactly a ``Linear(1176, embed_dim, bias=False)`` whose weight is the conv kernel flattened
+    in (C, T, P, P) order — :meth:`as_linear` builds that twin.
+    """
+
+    def __init__(self, patch_size: int = PATCH_SIZE, temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
+                 in_chans: int = 3, embed_dim: int = 1280) -> None:
+        super().__init__()
+        self.patch_size, self.temporal_patch_size = patch_size, temporal_patch_size
+        self.in_chans, self.embed_dim = in_chans, embed_dim
+        kernel = (temporal_patch_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=kernel, stride=kernel, bias=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        tp, p = self.temporal_patch_size, self.patch_size
+        x = pixel_values.to(self.proj.weight.dtype).view(-1, self.in_chans, tp, p, p)  # [N, 1176] -> [N, 3, 2, 14, 14]
+        return self.proj(x).view(-1, self.embed_dim)  # [N, 1280, 1, 1, 1] -> [N, 1280]
+
+    def as_linear(self) -> nn.Linear:
+        """The Linear twin: same weights, viewed as a [embed_dim, 1176] matrix."""
+        linear = nn.Linear(self.proj.weight[0].numel(), self.embed_dim, bias=False,
+                           device=self.proj.weight.device, dtype=self.proj.weight.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(self.proj.weight.reshape(self.embed_dim, -1))  # [1280, 3, 2, 14, 14] -> [1280, 1176]
+        return linear

@@ -1,0 +1,175 @@
+"""Naive Dynamic Resolution: how many pixels, patches and tokens an image or video becomes.
+
+Paper §2.1 "Naive Dynamic Resolution": images keep (close to) their native resolution; both sides
+are rounded to multiples of 28 (= 14-pixel patch x 2x2 merge) and the pixel count is clamped to
+[min_pixels, max_pixels]. Each 28x28 square becomes one LLM token; an image is wrapped in
+``<|vision_start|> … <|vision_end|>`` (the 2 special tokens).
+
+Reference: ``smart_resize`` in transformers/models/qwen2_vl/image_processing_pil_qwen2_vl.py
+(``rule="transformers"``, the default) and in qwen-vl-utils' vision_process.py
+(``rule="qwen-vl-utils"``). They differ for very thin images: qwen-vl-utils first clamps each
+rounded side to at least ``factor``, transformers does not (13x2000 → 28x700 vs 28x1988).
+
+Defaults are the published Qwen2-VL-2B-Instruct ``preprocessor_config.json``:
+``min_pixels=3136`` (56*56, i.e. at least 2x2 merged tokens) and ``max_pixels=12845056``
+(28*28*16384, i.e. at most 16384 merged tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+__all__ = [
+    "PATCH_SIZE",
+    "MERGE_SIZE",
+    "TEMPORAL_PATCH_SIZE",
+    "FACTOR",
+    "MIN_PIXELS",
+    "MAX_PIXELS",
+    "MAX_RATIO",
+    "Rule",
+    "smart_resize",
+    "image_grid_thw",
+    "video_grid_thw",
+    "count_image_tokens",
+    "count_video_tokens",
+]
+
+PATCH_SIZE = 14
+MERGE_SIZE = 2
+TEMPORAL_PATCH_SIZE = 2
+FACTOR = PATCH_SIZE * MERGE_SIZE  # 28
+MIN_PIXELS = 56 * 56  # 3136
+MAX_PIXELS = 28 * 28 * 16384  # 12845056
+MAX_RATIO = 200
+
+Rule = Literal["transformers", "qwen-vl-utils"]
+RULES = ("transformers", "qwen-vl-utils")
+
+
+def _check_int(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    *,
+    factor: int = FACTOR,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    rule: Rule = "transformers",
+) -> tuple[int, int]:
+    """The (height, width) an image is resized to: multiples of ``factor``, pixels in bounds.
+
+    1. round each side to the nearest multiple of ``factor`` (Python's round: halves to even);
+    2. too many pixels → scale both sides by beta = sqrt(H*W / max_pixels) and floor;
+       too few → scale by sqrt(min_pixels / (H*W)) and ceil. The aspect ratio is kept as well
+       as multiples of ``factor`` allow.
+
+    ``rule="qwen-vl-utils"`` additionally clamps each rounded side to ``>= factor`` before the
+    checks (what the seed's pipeline runs first); see the module docstring for the difference.
+    """
+    _check_int("height", height)
+    _check_int("width", width)
+    _check_int("factor", factor)
+    _check_int("min_pixels", min_pixels)
+    _check_int("max_pixels", max_pixels)
+    if min_pixels > max_pixels:
+        raise ValueError(f"min_pixels={min_pixels} is larger than max_pixels={max_pixels}")
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    ratio = max(height, width) / min(height, width)
+    if ratio > MAX_RATIO:
+        raise ValueError(f"aspect ratio {ratio:.2f} of a {height}x{width} (HxW) image exceeds the limit "
+                         f"of {MAX_RATIO}")
+
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if rule == "qwen-vl-utils":
+        h_bar, w_bar = max(factor, h_bar), max(factor, w_bar)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def image_grid_thw(
+    height: int,
+    width: int,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
+    rule: Rule = "transformers",
+) -> tuple[int, int, int]:
+    """(t, h, w) patch grid of an image: t = 1 (one tube of two identical frames)."""
+    rh, rw = smart_resize(height, width, factor=patch_size * merge_size, min_pixels=min_pixels,
+                          max_pixels=max_pixels, rule=rule)
+    return 1, rh // patch_size, rw // patch_size
+
+
+def video_grid_thw(
+    num_frames: int,
+    height: int,
+    width: int,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    patch_size: int = PATCH_SIZE,
+    merge_size: int = MERGE_SIZE,
+    temporal_patch_size: int = TEMPORAL_PATCH_SIZE,
+    rule: Rule = "transformers",
+) -> tuple[int, int, int]:
+    """(t, h, w) patch grid of a video: frames go in pairs, an odd count repeats the last frame."""
+    _check_int("num_frames", num_frames)
+    _, gh, gw = image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels,
+                               patch_size=patch_size, merge_size=merge_size, rule=rule)
+    return math.ceil(num_frames / temporal_patch_size), gh, gw
+
+
+def count_image_tokens(
+    height: int,
+    width: int,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    special_tokens: bool = True,
+    rule: Rule = "transformers",
+) -> int:
+    """LLM tokens for one image: (H'/28)*(W'/28) merged tokens, +2 for vision_start/vision_end.
+
+    224x224 → 224x224 → 16x16 patches = 256 → 64 merged tokens → 66 with the special tokens.
+    With ``min_pixels >= 3136`` (the published minimum) an image never gets fewer than 4 merged
+    tokens.
+    """
+    _, gh, gw = image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    return gh * gw // MERGE_SIZE**2 + (2 if special_tokens else 0)
+
+
+def count_video_tokens(
+    num_frames: int,
+    height: int,
+    width: int,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    special_tokens: bool = True,
+    rule: Rule = "transformers",
+) -> int:
+    """LLM tokens for a video of ``num_frames`` frames of HxW (per-frame pixel bounds given).
+
+    Frames go in pairs (temporal patch 2): ceil(num_frames / 2) * (H'/28) * (W'/28), +2.
+    """
+    t, gh, gw = video_grid_thw(num_frames, height, width, min_pixels=min_pixels, max_pixels=max_pixels,
+                               rule=rule)
+    return t * gh * gw // MERGE_SIZE**2 + (2 if special_tokens else 0)

@@ -1,0 +1,4 @@
+from . import write_samples
+
+for path in write_samples():
+    print("wrote", path)

@@ -1,0 +1,43 @@
+"""environment.yml and pyproject.toml install the same things; the public API is exported."""
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+import qwenvl_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_agrees_with_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = set(project["dependencies"])
+    for extra in ("notebooks", "dev"):
+        wanted |= set(project["optional-dependencies"][extra])
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    assert "-e ." in pip  # the package itself
+    assert set(pip) - {"-e ."} == wanted
+
+
+def test_torch_stays_on_the_cpu_wheel_line():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch_req = next(d for d in project["dependencies"] if d.startswith("torch"))
+    assert "<2.14" in torch_req  # a bound admitting newer releases pulls GBs of CUDA wheels
+    assert not any("torchvision" in d for d in project["dependencies"])
+    assert project["optional-dependencies"]["gpu"] == ["flash-attn>=2.6"]
+
+
+def test_public_api_names_are_exported():
+    for name in ["smart_resize", "count_image_tokens", "count_video_tokens", "preprocess_image", "patchify",
+                 "count_parameters", "load_config", "QWEN2_VL_2B", "QWEN2_VL_7B", "QWEN2_VL_72B",
+                 "VisionConfig", "TextConfig", "Qwen2VLConfig", "vision_position_ids"]:
+        assert hasattr(qwenvl_study, name), name
+        assert name in qwenvl_study.__all__
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make demo" in readme and "make lab" in readme
