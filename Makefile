@@ -30,7 +30,7 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) tests
 
 test-notebooks: $(STAMP)
-	$(PY) -m pytest -q -n $(WORKERS) --nbval-lax --nbval-current-env notebooks/
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env notebooks/
 
 ## JupyterLab on the notebooks.
 lab: $(STAMP)
