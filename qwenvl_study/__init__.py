@@ -19,11 +19,25 @@ from .config import (
     model_structure,
     tiny_config,
 )
-from .patching import PatchEmbed, patchify, preprocess_image
+from .patching import PatchEmbed, patchify, preprocess_image, preprocess_video
 from .resolution import count_image_tokens, count_video_tokens, smart_resize
 
 # -- lessons 02-03: positions (rope.py) ---------------------------------------------------------
 from .rope import vision_position_ids
+
+# -- lessons 07-08: media, chat, grounding (media.py, chat.py, grounding.py) ---------------------
+from .chat import CHAT_TEMPLATE, SPECIAL_TOKENS, build_prompt, expand_vision_pads, load_tokenizer, prepare_inputs
+from .grounding import GroundedBox, draw_boxes, format_grounding, from_normalized, parse_grounding, to_normalized
+from .media import (
+    MEDIA_PRESETS,
+    MediaDefaults,
+    VideoPlan,
+    fetch_image,
+    fetch_video,
+    plan_video,
+    process_vision_info,
+    smart_nframes,
+)
 
 __all__ = [
     "QWEN2_VL_2B",
@@ -43,4 +57,25 @@ __all__ = [
     "count_video_tokens",
     "smart_resize",
     "vision_position_ids",
+    "preprocess_video",
+    "CHAT_TEMPLATE",
+    "SPECIAL_TOKENS",
+    "build_prompt",
+    "expand_vision_pads",
+    "load_tokenizer",
+    "prepare_inputs",
+    "GroundedBox",
+    "draw_boxes",
+    "format_grounding",
+    "from_normalized",
+    "parse_grounding",
+    "to_normalized",
+    "MEDIA_PRESETS",
+    "MediaDefaults",
+    "VideoPlan",
+    "fetch_image",
+    "fetch_video",
+    "plan_video",
+    "process_vision_info",
+    "smart_nframes",
 ]

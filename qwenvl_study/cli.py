@@ -1,8 +1,12 @@
-"""Command line: ``qwenvl-study tokens | tour`` (later lessons add ``explain`` and ``download``).
+"""Command line: ``qwenvl-study tokens | explain | tour`` (later lessons add ``download``).
 
 ``tokens PATH...`` prints, for each image, what Qwen2-VL makes of it: original size → resized
-size, patch grid, patches, merged tokens. ``tour`` is the demo: the course's key facts computed
-live with ✔/✘ against transformers, figures written to ``--out``.
+size, patch grid, patches, merged tokens; for a video (or an animated GIF, also read as a video)
+the frames sampled, the per-frame size, the tokens and which budget binds (where the 16384 cap
+bites) — from the container's timestamps only, nothing decoded. ``explain PATH --out FIG.png``
+draws resize → patches → merged tokens (an image) or the sampled frames and their tubes (a video).
+``tour`` is the demo: the course's key facts computed live with ✔/✘ against transformers, figures
+written to ``--out``.
 """
 
 from __future__ import annotations
@@ -34,9 +38,19 @@ def _pixel_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rule", choices=RULES, default="transformers", help="which smart_resize rule (default transformers)")
 
 
+def _video_args(p: argparse.ArgumentParser) -> None:
+    from .media import DEFAULT_PRESET, MEDIA_PRESETS
+
+    p.add_argument("--preset", choices=sorted(MEDIA_PRESETS), default=DEFAULT_PRESET,
+                   help=f"video constants: qwen-vl-utils release or the paper (default {DEFAULT_PRESET})")
+    p.add_argument("--fps", type=float, default=None, help="frames per second to sample (default 2)")
+
+
 def _tokens_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("paths", nargs="*", type=Path, help="images (default: the bundled sample image)")
+    p.add_argument("paths", nargs="*", type=Path,
+                   help="images, GIFs or videos (default: the bundled sample image, GIF and mp4)")
     _pixel_args(p)
+    _video_args(p)
 
 
 def describe_image(path: Path, *, min_pixels: int, max_pixels: int, rule: str) -> str:
@@ -52,19 +66,101 @@ def describe_image(path: Path, *, min_pixels: int, max_pixels: int, rule: str) -
             f"{t * gh * gw} patches → {merged} merged tokens (+2 special = {merged + 2})")
 
 
-@command("tokens", "original size → resized size, grid, patches, tokens for each image", _tokens_args)
-def _tokens(args: argparse.Namespace) -> int:
-    from .samples import sample_path
+def describe_video(path: Path, *, preset: str, fps: float | None = None) -> str:
+    """What a video file becomes: frames sampled, per-frame size, tokens, which budget binds."""
+    from .media import get_defaults, plan_video, probe_video
 
-    paths = args.paths or [sample_path()]
+    ele = {} if fps is None else {"fps": fps}
+    info = probe_video(path)
+    plan = plan_video(info.total_frames, info.video_fps, info.height, info.width, ele, defaults=preset,
+                      name=str(path))
+    d = get_defaults(preset)
+    t, gh, gw = plan.grid_thw
+    shown = " ".join(map(str, plan.indices[:12])) + (" …" if plan.nframes > 12 else "")
+    rounded = max(28, round(plan.height / 28) * 28) * max(28, round(plan.width / 28) * 28)
+    resized = plan.resized_height * plan.resized_width
+    size_note = ("rounded to multiples of 28" if resized == rounded else
+                 "upscaled to the per-frame minimum" if resized > rounded else "downscaled to the per-frame budget")
+    budget = d.video_token_budget
+    per_pair_max = d.video_max_pixels // 28**2
+    binds_from = int(2 * d.video_total_pixels / d.video_max_pixels)
+    floor_from = int(2 * d.video_total_pixels / (1.05 * d.video_min_pixels))
+    cap = f"hard cap {d.token_cap}" if d.token_cap else f"no hard cap (exceeded beyond {floor_from} frames)"
+    return "\n".join([
+        f"{path}: video {plan.width}x{plan.height} (WxH), {plan.total_frames} frames at {plan.video_fps:g} fps "
+        f"({plan.duration:.2f} s), {info.codec}",
+        f"  sampled {plan.nframes} frames ({plan.sample_fps:.2f} per s; indices {shown}) → {t} temporal patches "
+        f"of 2 frames",
+        f"  per-frame pixels ≤ {plan.max_pixels:,.0f} ({plan.limit}), ≥ {plan.min_pixels:,.0f} → resized "
+        f"{plan.resized_width}x{plan.resized_height} ({size_note})",
+        f"  grid t={t} h={gh} w={gw}: {t * gh * gw} patches → {plan.tokens} merged tokens "
+        f"(+2 special = {plan.tokens + 2}); the paper's 16384-token cap: "
+        + ("within" if plan.tokens <= 16384 else f"exceeded by {plan.tokens - 16384} (try --preset paper)"),
+        f"  budget (preset {d.name}): {budget:,.0f} tokens per video; ≤ {per_pair_max} tokens per frame pair "
+        f"up to {binds_from} frames, then the total budget binds; {cap}",
+    ])
+
+
+def _is_animated(path: Path) -> bool:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+@command("tokens", "original size → resized size, grid, patches, tokens for each image, GIF or video", _tokens_args)
+def _tokens(args: argparse.Namespace) -> int:
+    from .media import is_video_path
+    from .samples import SAMPLE_GIF, SAMPLE_VIDEO, sample_path
+
+    paths = args.paths or [sample_path(), sample_path(SAMPLE_GIF), sample_path(SAMPLE_VIDEO)]
     status = 0
     for path in paths:
         try:
+            if is_video_path(path):
+                print(describe_video(path, preset=args.preset, fps=args.fps))
+                continue
             print(describe_image(path, min_pixels=args.min_pixels, max_pixels=args.max_pixels, rule=args.rule))
+            if _is_animated(path):  # an animated GIF: as an image (first frame, above) and as a video
+                print(describe_video(path, preset=args.preset, fps=args.fps))
         except (OSError, ValueError) as err:
             print(f"{path}: error: {err}", file=sys.stderr)
             status = 1
     return status
+
+
+def _explain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", nargs="?", type=Path, default=None, help="an image, GIF or video (default: the sample image)")
+    p.add_argument("--out", type=Path, default=Path("explain.png"), help="figure file (default explain.png)")
+    p.add_argument("--video", action="store_true", help="read an animated GIF as a video (default: as an image)")
+    _pixel_args(p)
+    _video_args(p)
+
+
+@command("explain", "draw resize → patches → merged tokens (image) or sampled frames → tubes (video)", _explain_args)
+def _explain(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import viz
+    from .media import is_video_path
+    from .samples import sample_path
+
+    path = args.path or sample_path()
+    try:
+        if is_video_path(path) or args.video:
+            ele = {"video": str(path), **({"fps": args.fps} if args.fps else {})}
+            fig = viz.explain_video(ele, defaults=args.preset, progress=True)
+        else:
+            fig = viz.explain_image(path, min_pixels=args.min_pixels, max_pixels=args.max_pixels, rule=args.rule)
+    except (OSError, ValueError) as err:
+        print(f"{path}: error: {err}", file=sys.stderr)
+        return 1
+    print("wrote", viz.savefig(fig, args.out))
+    return 0
 
 
 def _tour_args(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,9 @@ patchify) and ``PatchEmbed`` in modeling_qwen2_vl.py (Conv3d, kernel = stride = 
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -30,6 +32,7 @@ __all__ = [
     "to_rgb",
     "normalize",
     "preprocess_image",
+    "preprocess_video",
     "patchify",
     "unpatchify",
     "PatchEmbed",
@@ -41,25 +44,40 @@ OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 ImageLike = Union[Image.Image, str, os.PathLike]
 
 
-def open_image(source: ImageLike) -> Image.Image:
-    """A PIL image from a path or an image; clear errors for missing, unreadable or empty input."""
+def open_image(source: ImageLike | bytes, *, name: str | None = None) -> Image.Image:
+    """A PIL image from a path, raw bytes or an image; clear errors for bad input.
+
+    Missing file → FileNotFoundError; unreadable, truncated or zero-size image, or one larger than
+    PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, checked from the header before
+    any pixel is decoded) → ValueError naming the item (``name``, else the path) and the limit.
+    """
     if isinstance(source, Image.Image):
         image = source
-        name = "image"
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        name = str(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"image file not found: {path}")
-        try:
-            image = Image.open(path)
-            image.load()
-        except UnidentifiedImageError:
-            raise ValueError(f"{path}: not a readable image (PIL cannot identify the format)") from None
-        except (OSError, SyntaxError) as err:
-            raise ValueError(f"{path}: unreadable or truncated image ({err})") from None
+        name = name or "image"
     else:
-        raise TypeError(f"expected a PIL image or a path, got {type(source).__name__}")
+        if isinstance(source, (bytes, bytearray)):
+            name = name or f"image bytes ({len(source)} B)"
+            fp = io.BytesIO(source)
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            name = name or str(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"image file not found: {path}")
+            fp = path
+        else:
+            raise TypeError(f"expected a PIL image, a path or bytes, got {type(source).__name__}")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(fp)
+                image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise ValueError(f"{name}: larger than PIL's decompression-bomb limit Image.MAX_IMAGE_PIXELS = "
+                             f"{Image.MAX_IMAGE_PIXELS} pixels ({err})") from None
+        except UnidentifiedImageError:
+            raise ValueError(f"{name}: not a readable image (PIL cannot identify the format)") from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ValueError(f"{name}: unreadable or truncated image ({err})") from None
     if image.width < 1 or image.height < 1:
         raise ValueError(f"{name} has zero size ({image.width}x{image.height}); need at least 1x1 pixels")
     return image
@@ -102,6 +120,45 @@ def preprocess_image(
     pixels = normalize(np.asarray(rgb))  # [H', W', 3] float32
     frames = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]  # [1, 3, H', W']
     patches, grid = patchify(frames)  # [N, 1176], (1, H'/14, W'/14)
+    return patches, torch.tensor([grid], dtype=torch.long)
+
+
+def preprocess_video(
+    frames: torch.Tensor | np.ndarray | list[Image.Image],
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video frames → ``(pixel_values_videos [N, 1176] float32, video_grid_thw [1, 3] int64)``.
+
+    ``frames``: what ``media.process_vision_info`` returns for a video — a ``[T, C, H, W]`` tensor
+    of 0..255 values (float or uint8) or a list of same-size PIL images. The processor's own
+    resize (transformers rule, ``min_pixels``/``max_pixels`` of the published config) leaves such
+    frames unchanged; when it would not, each frame is resized with PIL bicubic (transformers'
+    video processor uses torchvision's resize there, which is not available here). Then rescale →
+    CLIP mean/std (per frame, as the PIL image processor) → 2x14x14 tubes over consecutive frame
+    pairs (an odd T repeats the last frame). N = (T/2) * (H'/14) * (W'/14).
+    """
+    if isinstance(frames, (list, tuple)):
+        if not frames:
+            raise ValueError("a video needs at least one frame, got an empty list")
+        sizes = {f.size for f in frames}
+        if len(sizes) != 1:
+            raise ValueError(f"all frames of a video must have the same size, got {sorted(sizes)}")
+        video = np.stack([np.asarray(to_rgb(f)) for f in frames])  # T x [H, W, 3] -> [T, H, W, 3]
+    else:
+        x = torch.as_tensor(frames)
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[0] < 1:
+            raise ValueError(f"video frames must be [T, 3, H, W] with T >= 1, got shape {tuple(x.shape)}")
+        video = x.permute(0, 2, 3, 1).numpy()  # [T, 3, H, W] -> [T, H, W, 3]
+    T, height, width, _ = video.shape
+    rh, rw = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+    if (rh, rw) != (height, width):
+        video = np.stack([np.asarray(Image.fromarray(np.clip(f, 0, 255).astype(np.uint8)).resize(
+            (rw, rh), resample=Image.Resampling.BICUBIC)) for f in video])  # [T, H', W', 3]
+    pixels = normalize(video)  # [T, H', W', 3] float32
+    x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # [T, 3, H', W']
+    patches, grid = patchify(x)  # [(T/2)*h*w, 1176]
     return patches, torch.tensor([grid], dtype=torch.long)
 
 

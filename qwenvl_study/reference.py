@@ -4,16 +4,19 @@ Tests, notebooks, benchmarks and the ``tour`` import the reference from here, so
 always means the same thing: transformers' Qwen2-VL (installed version, 5.x) with the same
 config and, where weights are involved, the same weights.
 
-Reference files: transformers/models/qwen2_vl/{configuration,modeling,image_processing_pil}_qwen2_vl.py.
+Reference files: transformers/models/qwen2_vl/{configuration,modeling,image_processing_pil,video_processing,
+processing}_qwen2_vl.py, transformers/utils/chat_template_utils.py, qwen-vl-utils' vision_process.py.
 transformers is imported lazily: importing qwenvl_study does not import it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,6 +36,18 @@ __all__ = [
     "qwen_vl_utils",
     "tiny_with_vision",
     "tiny_with_text",
+    "qvu_fetch_video",
+    "qvu_plan_video",
+    "qvu_process_vision_info",
+    "hf_video_processing_module",
+    "hf_video_patchify",
+    "hf_normalize_frames",
+    "hf_video_inputs",
+    "hf_render_chat",
+    "TINY_TOKENIZER_CORPUS",
+    "write_tiny_qwen2_tokenizer",
+    "hf_processor",
+    "hf_prepare_inputs",
 ]
 
 
@@ -133,22 +148,347 @@ def qwen_vl_utils() -> Any:
     its pure functions (``smart_resize``, ``smart_nframes``, ``fetch_image``) never touch it. When
     the real torchvision cannot be imported, a stub stands in for that import only; anything that
     really needs torchvision (its video readers) then fails loudly instead of silently differing.
+    The stub is removed from ``sys.modules`` right after the import (the module keeps its own
+    references): left there, it would make transformers' ``find_spec("torchvision")`` raise.
     """
     import importlib
     import sys
-    import types
 
+    if "qwen_vl_utils.vision_process" in sys.modules:
+        return sys.modules["qwen_vl_utils.vision_process"]
     try:
         import torchvision  # noqa: F401
     except Exception:  # not installed, or broken against this torch
-        for name in [k for k in sys.modules if k == "torchvision" or k.startswith("torchvision.")]:
-            del sys.modules[name]
-        stub = types.ModuleType("torchvision")
-        stub.__version__ = "0.0.0+stub"
-        stub.io = types.ModuleType("torchvision.io")
-        stub.transforms = types.ModuleType("torchvision.transforms")
-        stub.transforms.InterpolationMode = type("InterpolationMode", (), {"BICUBIC": "bicubic"})
-        sys.modules.update({"torchvision": stub, "torchvision.io": stub.io,
-                            "torchvision.transforms": stub.transforms})
+        with _torchvision_stub():
+            with quiet():
+                return importlib.import_module("qwen_vl_utils.vision_process")
     with quiet():
         return importlib.import_module("qwen_vl_utils.vision_process")
+
+
+@contextlib.contextmanager
+def _torchvision_stub():
+    """Empty ``torchvision`` modules in ``sys.modules`` for the duration of an import, then gone."""
+    import sys
+    import types
+
+    names = ["torchvision", "torchvision.io", "torchvision.transforms", "torchvision.transforms.v2",
+             "torchvision.transforms.v2.functional"]
+    saved = {n: sys.modules.pop(n) for n in list(sys.modules) if n == "torchvision" or n.startswith("torchvision.")}
+    stubs = {n: types.ModuleType(n) for n in names}
+    stubs["torchvision"].__version__ = "0.0.0+stub"
+    stubs["torchvision"].io = stubs["torchvision.io"]
+    stubs["torchvision"].transforms = stubs["torchvision.transforms"]
+    stubs["torchvision.transforms"].v2 = stubs["torchvision.transforms.v2"]
+    stubs["torchvision.transforms.v2"].functional = stubs["torchvision.transforms.v2.functional"]
+    stubs["torchvision.transforms"].InterpolationMode = type("InterpolationMode", (), {"BICUBIC": "bicubic"})
+    sys.modules.update(stubs)
+    try:
+        yield stubs
+    finally:
+        for n in names:
+            sys.modules.pop(n, None)
+        sys.modules.update(saved)
+
+
+# --- lessons 07-08: media and chat ----------------------------------------------------------------
+# qwen-vl-utils' video path needs torchvision (reader + resize) and transformers' video processor
+# imports torchvision at module level. What can run here is run for real: qwen-vl-utils'
+# fetch_video with only its reader/resize swapped (qvu_fetch_video), transformers' own video
+# patchify and frame sampler (loaded with a transient torchvision stub), the PIL image processor's
+# rescale/normalize per frame, Qwen2VLProcessor's text expansion, and its Jinja chat-template code.
+
+def qvu_fetch_video(ele: dict) -> Any:
+    """qwen-vl-utils' real ``fetch_video(ele)`` with torchvision's two calls stood in for.
+
+    ``torchvision.io.read_video`` → a PyAV decode of the *whole* file (tiny test videos only),
+    keeping frames with ``video_start <= t <= video_end`` as torchvision does, and
+    ``info["video_fps"] = stream.average_rate``; ``transforms.functional.resize`` → PIL bicubic per
+    frame. Everything else — ``smart_nframes``, the ``linspace`` frame choice, the per-frame pixel
+    budget, ``smart_resize`` and the returned float tensor — is qwen-vl-utils' own code.
+    """
+    import types
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+    from PIL import Image
+
+    qvu = qwen_vl_utils()
+
+    def read_video(path, start_pts=0.0, end_pts=None, pts_unit="sec", output_format="TCHW"):
+        assert pts_unit == "sec" and output_format == "TCHW"
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            frames = []
+            for frame in container.decode(stream):
+                t = frame.pts * stream.time_base
+                if t >= Fraction(start_pts) and (end_pts is None or t <= Fraction(end_pts)):
+                    frames.append(np.asarray(frame.to_image()).transpose(2, 0, 1))  # [H, W, 3] -> [3, H, W]
+            fps = float(stream.average_rate)
+        return torch.from_numpy(np.stack(frames)), torch.empty(0), {"video_fps": fps}
+
+    def resize(video, size, interpolation=None, antialias=True):
+        h, w = size
+        out = [np.asarray(Image.fromarray(f.permute(1, 2, 0).numpy()).resize((w, h), resample=Image.Resampling.BICUBIC))
+               for f in video]  # T x [h, w, 3]
+        return torch.from_numpy(np.stack(out).transpose(0, 3, 1, 2).copy())  # [T, 3, h, w] uint8
+
+    saved = qvu.io, qvu.transforms
+    qvu.io = types.SimpleNamespace(read_video=read_video)
+    qvu.transforms = types.SimpleNamespace(functional=types.SimpleNamespace(resize=resize))
+    try:
+        with quiet():
+            return qvu.fetch_video(ele)
+    finally:
+        qvu.io, qvu.transforms = saved
+
+
+def qvu_plan_video(total_frames: int, video_fps: float, height: int, width: int, ele: dict | None = None
+                   ) -> tuple[list[int], tuple[int, int]]:
+    """qwen-vl-utils' own decisions for a video of that shape, without a pixel: (frame indices, (H', W')).
+
+    Runs the real ``fetch_video`` on a stand-in video object that only has a shape (any length, any
+    size, no memory); the stand-in resize records the size qwen-vl-utils asks for.
+    """
+    import types
+
+    qvu = qwen_vl_utils()
+    seen: dict[str, Any] = {}
+
+    class ShapeOnly:
+        def __init__(self, n: int):
+            self.shape = (n, 3, height, width)
+
+        def size(self, dim: int) -> int:
+            return self.shape[dim]
+
+        def __getitem__(self, idx: torch.Tensor) -> "ShapeOnly":
+            seen["indices"] = idx.tolist()
+            return ShapeOnly(len(idx))
+
+    def read_video(path, start_pts=0.0, end_pts=None, pts_unit="sec", output_format="TCHW"):
+        return ShapeOnly(total_frames), None, {"video_fps": video_fps}
+
+    def resize(video, size, interpolation=None, antialias=True):
+        seen["size"] = tuple(size)
+        return torch.zeros(1)
+
+    saved = qvu.io, qvu.transforms
+    qvu.io = types.SimpleNamespace(read_video=read_video)
+    qvu.transforms = types.SimpleNamespace(functional=types.SimpleNamespace(resize=resize))
+    try:
+        with quiet():
+            qvu.fetch_video({"video": "shape-only.mp4", **(ele or {})})
+    finally:
+        qvu.io, qvu.transforms = saved
+    return seen["indices"], seen["size"]
+
+
+def qvu_process_vision_info(messages: list) -> tuple:
+    """qwen-vl-utils' ``process_vision_info`` with the video reader of :func:`qvu_fetch_video`."""
+    qvu = qwen_vl_utils()
+    images, videos = [], []
+    for ele in qvu.extract_vision_info(messages):
+        if "image" in ele or "image_url" in ele:
+            images.append(qvu.fetch_image(ele))
+        else:
+            videos.append(qvu_fetch_video(ele) if isinstance(ele["video"], str) else qvu.fetch_video(ele))
+    return images or None, videos or None
+
+
+def hf_video_processing_module() -> Any:
+    """transformers' ``video_processing_qwen2_vl`` module, imported under a transient torchvision stub.
+
+    Only its torch-only parts are meant to be called: ``Qwen2VLVideoProcessor.patchify`` and
+    ``.sample_frames`` (as unbound functions) and ``smart_resize``.
+    """
+    import importlib
+    import sys
+
+    name = "transformers.models.qwen2_vl.video_processing_qwen2_vl"
+    if name in sys.modules:
+        return sys.modules[name]
+    # the availability checks of these must run before the stub exists
+    import transformers.image_processing_utils  # noqa: F401
+    import transformers.processing_utils  # noqa: F401
+    import transformers.video_processing_utils  # noqa: F401
+    import transformers.video_utils  # noqa: F401
+
+    try:
+        import torchvision  # noqa: F401
+    except Exception:
+        with _torchvision_stub(), quiet():
+            return importlib.import_module(name)
+    return importlib.import_module(name)
+
+
+def hf_video_patchify(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """transformers' ``Qwen2VLVideoProcessor.patchify`` on normalised frames [T, C, H, W] → ([N, 1176], (t, h, w))."""
+    cls = hf_video_processing_module().Qwen2VLVideoProcessor
+    patches, t, h, w = cls.patchify(None, frames[None], patch_size=14, merge_size=2, temporal_patch_size=2)
+    return patches[0], (int(t), int(h), int(w))
+
+
+@functools.lru_cache(maxsize=1)
+def _default_image_processor() -> Any:
+    return hf_image_processor()
+
+
+def hf_normalize_frames(frames: Any) -> torch.Tensor:
+    """Each frame (0..255, [T, C, H, W] or a list of PIL) through the PIL image processor's rescale + normalize."""
+    import numpy as np
+
+    proc = _default_image_processor()
+    if isinstance(frames, (list, tuple)):
+        arrays = [np.asarray(f.convert("RGB")).transpose(2, 0, 1) for f in frames]  # [3, H, W] each
+    else:
+        arrays = [f.numpy() for f in torch.as_tensor(frames)]
+    out = []
+    for a in arrays:
+        x = proc.rescale(a.astype(np.float32) if a.dtype != np.uint8 else a, proc.rescale_factor)
+        out.append(torch.from_numpy(np.asarray(proc.normalize(x, proc.image_mean, proc.image_std), dtype=np.float32)))
+    return torch.stack(out)  # [T, 3, H, W]
+
+
+def hf_video_inputs(frames: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(pixel_values_videos, video_grid_thw)`` from transformers' parts: PIL-processor normalisation + video patchify.
+
+    Not run (torchvision): the video processor's resize — asserted to be the identity for these
+    frames (multiples of 28 within the published bounds) — and its fused rescale+normalise, which
+    computes ``(x - 255*mean) / (255*std)`` instead of ``x/255`` then ``(x - mean)/std``.
+    """
+    x = hf_normalize_frames(frames)  # [T, 3, H, W]
+    h, w = x.shape[-2:]
+    mod = hf_video_processing_module()
+    if mod.smart_resize(h, w, factor=28, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS) != (h, w):
+        raise NotImplementedError(f"frames of {h}x{w} would be resized by transformers (torchvision, absent here)")
+    patches, grid = hf_video_patchify(x)
+    return patches, torch.tensor([grid], dtype=torch.long)
+
+
+def hf_render_chat(messages: list, *, add_generation_prompt: bool = True, add_vision_id: bool = False,
+                   chat_template: str | None = None) -> str:
+    """The chat template rendered by transformers' own Jinja machinery (``render_jinja_template``)."""
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    from .chat import CHAT_TEMPLATE
+
+    rendered = render_jinja_template(conversations=[messages], chat_template=chat_template or CHAT_TEMPLATE,
+                                     add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
+    text = rendered[0] if isinstance(rendered, tuple) else rendered
+    return text[0] if isinstance(text, list) else text
+
+
+# A fixed corpus: the tiny tokenizer's merges come from it, so its vocabulary is the same everywhere.
+TINY_TOKENIZER_CORPUS = (
+    "You are a helpful assistant.", "system", "user", "assistant", "Describe this image.", "Describe this video.",
+    "What is in the picture?", "Picture 1: Video 1: ", "The red circle is left of the green square.",
+    "A yellow triangle and a blue bar.", "Qwen2-VL sees 28x28 squares; a video is frames in pairs at 2 fps.",
+    "Locate the red circle and output its bounding box.", "the ball moves from left to right",
+    "frame 1/100 t = 0.04 s", "0 1 2 3 4 5 6 7 8 9 10 100 1000 (94,354),(344,688)",
+    "Hello, world! How are you today? I am fine, thank you.", "你好，世界。这是一张图片。", "Grüße aus Köln — café, naïve.",
+)
+
+
+def write_tiny_qwen2_tokenizer(directory: str | Path, *, vocab_size: int = 512) -> Path:
+    """Write a small, real Qwen2 byte-level BPE tokenizer with Qwen2-VL's special tokens at their real ids.
+
+    Files: ``vocab.json``, ``merges.txt``, ``tokenizer.json`` and ``tokenizer_config.json`` (the
+    published Qwen2-VL-2B-Instruct values: special tokens, eos ``<|im_end|>``, pad
+    ``<|endoftext|>``, the chat template). The pipeline is Qwen2's: NFC, the Qwen2 split regex,
+    byte-level pre-tokenizer and decoder, BPE without unk — so any text round-trips. The BPE has
+    the 256 byte symbols plus merges learnt from ``TINY_TOKENIZER_CORPUS`` (ids 0…vocab_size-1);
+    the 14 special tokens sit at 151643…151656 (ids in between are unused: ``len(tokenizer)`` is
+    small while ids reach 151656, so a model needs ``vocab_size >= 151657`` rows, e.g. 151936).
+    Deterministic (same bytes every time) and fast (a few ms). Loads with
+    ``AutoTokenizer.from_pretrained(directory)`` and ``Qwen2Tokenizer(Fast)``. Returns ``directory``.
+    """
+    import json
+
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+    from .chat import SPECIAL_TOKENS, tokenizer_config
+
+    split = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+    def pipeline(model: Any) -> Any:
+        tok = Tokenizer(model)
+        tok.normalizer = normalizers.NFC()
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(split), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)])
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+        tok.decoder = decoders.ByteLevel()
+        return tok
+
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=[])
+    learner = pipeline(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
+    learner.train_from_iterator(list(TINY_TOKENIZER_CORPUS) * 2, trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    vocab = dict(sorted(learnt["vocab"].items(), key=lambda kv: kv[1]))
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    special = dict(SPECIAL_TOKENS)
+    full_vocab = {**vocab, **special}  # the specials live in the BPE vocab too, at their real ids
+
+    tok = pipeline(models.BPE(vocab=full_vocab, merges=merges, unk_token=None, fuse_unk=False, byte_fallback=False))
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False, lstrip=False, rstrip=False, single_word=False)
+                            for t in special])
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tok.save(str(directory / "tokenizer.json"), pretty=False)
+    (directory / "vocab.json").write_text(json.dumps(full_vocab, ensure_ascii=False), encoding="utf-8")
+    (directory / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    config = tokenizer_config()
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n",
+                                                     encoding="utf-8")
+    return directory
+
+
+class _VideoPartsProcessor:
+    """Stands in for ``Qwen2VLVideoProcessor`` (torchvision) inside :func:`hf_processor`: transformers' parts only."""
+
+    merge_size = 2
+
+    def __call__(self, videos: Any, **kwargs: Any) -> dict:
+        items = videos if isinstance(videos, (list, tuple)) else [videos]
+        pv, grids = zip(*(hf_video_inputs(v) for v in items))
+        return {"pixel_values_videos": torch.cat(pv), "video_grid_thw": torch.cat(grids)}
+
+
+def hf_processor(tokenizer: Any) -> Any:
+    """transformers' ``Qwen2VLProcessor`` (its text expansion, tokenisation, mm_token_type_ids) without torchvision.
+
+    The image processor is the PIL one (``hf_image_processor``); the torchvision video processor
+    is replaced by ``_VideoPartsProcessor`` (PIL normalisation + transformers' video patchify).
+    """
+    from transformers import Qwen2VLProcessor
+
+    from .chat import CHAT_TEMPLATE
+
+    class Qwen2VLProcessorNoTorchvision(Qwen2VLProcessor):
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            # Qwen2VLProcessor.__init__ without its video_processor argument (class-checked against torchvision's)
+            self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+            self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+            self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+            super(Qwen2VLProcessor, self).__init__(image_processor, tokenizer, chat_template=chat_template)
+
+    with quiet():
+        processor = Qwen2VLProcessorNoTorchvision(image_processor=hf_image_processor(), tokenizer=tokenizer,
+                                                  chat_template=CHAT_TEMPLATE)
+    processor.video_processor = _VideoPartsProcessor()
+    return processor
+
+
+def hf_prepare_inputs(messages: list, tokenizer: Any, *, add_generation_prompt: bool = True,
+                      add_vision_id: bool = False) -> dict:
+    """The seed's pipeline: qwen-vl-utils' process_vision_info → the template → ``processor(text, images, videos)``."""
+    processor = hf_processor(tokenizer)
+    images, videos = qvu_process_vision_info(messages)
+    text = hf_render_chat(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
+    with quiet():
+        out = processor(text=[text], images=images, videos=videos, return_tensors="pt")
+    return dict(out)

@@ -54,13 +54,19 @@ def _check_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def _check_pixels(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
 def smart_resize(
     height: int,
     width: int,
     *,
     factor: int = FACTOR,
-    min_pixels: int = MIN_PIXELS,
-    max_pixels: int = MAX_PIXELS,
+    min_pixels: float = MIN_PIXELS,
+    max_pixels: float = MAX_PIXELS,
     rule: Rule = "transformers",
 ) -> tuple[int, int]:
     """The (height, width) an image is resized to: multiples of ``factor``, pixels in bounds.
@@ -72,12 +78,14 @@ def smart_resize(
 
     ``rule="qwen-vl-utils"`` additionally clamps each rounded side to ``>= factor`` before the
     checks (what the seed's pipeline runs first); see the module docstring for the difference.
+    ``min_pixels`` / ``max_pixels`` may be floats: qwen-vl-utils' per-frame video budget
+    (``total_pixels / nframes * 2``) is one, and rounding it would change ``beta``.
     """
     _check_int("height", height)
     _check_int("width", width)
     _check_int("factor", factor)
-    _check_int("min_pixels", min_pixels)
-    _check_int("max_pixels", max_pixels)
+    _check_pixels("min_pixels", min_pixels)
+    _check_pixels("max_pixels", max_pixels)
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels={min_pixels} is larger than max_pixels={max_pixels}")
     if rule not in RULES:

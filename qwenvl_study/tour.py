@@ -122,6 +122,100 @@ def _lesson01_figures(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Lessons 07–08 — media, chat and grounding
+# ---------------------------------------------------------------------------------------------
+def _seed_messages() -> list[dict]:
+    from .samples import SAMPLE_VIDEO, sample_path
+
+    return [{"role": "user", "content": [{"type": "image", "image": str(sample_path())},
+                                         {"type": "video", "video": str(sample_path(SAMPLE_VIDEO))},
+                                         {"type": "text", "text": "Describe the image and the video."}]}]
+
+
+@section("Media, chat and grounding (lessons 07–08)")
+def _lessons07_08() -> list[Fact]:
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    from . import reference as ref
+    from .chat import SPECIAL_TOKENS, build_prompt, load_tokenizer, prepare_inputs
+    from .config import Qwen2VLConfig
+    from .grounding import format_grounding, from_normalized, parse_grounding, to_normalized, GroundedBox
+    from .media import fetch_image, fetch_video, plan_video
+    from .samples import SAMPLE_OBJECTS, SAMPLE_SIZE, SAMPLE_VIDEO, sample_path
+
+    facts = []
+    qvu = ref.qwen_vl_utils()
+    ours = np.asarray(fetch_image({"image": str(sample_path())}))
+    theirs = np.asarray(qvu.fetch_image({"image": str(sample_path())}))
+    facts.append(Fact("sample.png via process_vision_info == qwen-vl-utils 0.0.8 fetch_image",
+                      f"{ours.shape[1]}x{ours.shape[0]}", f"{theirs.shape[1]}x{theirs.shape[0]}",
+                      np.array_equal(ours, theirs)))
+    video_ele = {"video": str(sample_path(SAMPLE_VIDEO))}
+    frames, plan = fetch_video(video_ele)
+    ref_frames = ref.qvu_fetch_video(video_ele)
+    facts.append(Fact("sample.mp4 (4 s, 25 fps) → frames sampled at 2 fps, [T, C, H, W]", tuple(frames.shape),
+                      f"{tuple(ref_frames.shape)} (qwen-vl-utils' fetch_video, PyAV reader)",
+                      frames.shape == ref_frames.shape and torch.equal(frames, ref_frames)))
+    long_video = (30 * 600, 30.0, 1080, 1920)  # 10 min of 1080p at 30 fps
+    idx, (rh, rw) = ref.qvu_plan_video(*long_video)
+    qvu_tokens = len(idx) // 2 * (rh // 28) * (rw // 28)
+    tokens = {name: plan_video(*long_video, defaults=name).tokens for name in ("0.0.8", "0.0.10", "paper")}
+    facts.append(Fact("10-min 1080p video → tokens, preset 0.0.8 (default; budget 24576, floor binds)",
+                      tokens["0.0.8"], f"{qvu_tokens} (qwen-vl-utils 0.0.8)", tokens["0.0.8"] == qvu_tokens))
+    facts.append(Fact("same video, preset 0.0.10 (budget 128000*0.9) / paper (cap 16384)",
+                      f"{tokens['0.0.10']} / {tokens['paper']}", "≤ 115200 / ≤ 16384",
+                      tokens["0.0.10"] <= 115200 and tokens["paper"] <= 16384))
+    messages = _seed_messages()
+    prompt, jinja = build_prompt(messages, add_vision_id=True), ref.hf_render_chat(messages, add_vision_id=True)
+    facts.append(Fact("build_prompt == the published template rendered by transformers' Jinja",
+                      f"{len(prompt)} chars", f"{len(jinja)} chars", prompt == jinja))
+    hf = ref.hf_config(Qwen2VLConfig())
+    ids = (SPECIAL_TOKENS["<|image_pad|>"], SPECIAL_TOKENS["<|video_pad|>"])
+    facts.append(Fact("<|image_pad|>, <|video_pad|> ids", ids, (hf.image_token_id, hf.video_token_id),
+                      ids == (hf.image_token_id, hf.video_token_id)))
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = load_tokenizer(ref.write_tiny_qwen2_tokenizer(tmp))
+        mine = prepare_inputs(messages, tokenizer)
+        theirs = ref.hf_prepare_inputs(messages, tokenizer)
+    same_ids = torch.equal(mine["input_ids"], theirs["input_ids"])
+    facts.append(Fact("prepare_inputs input_ids == Qwen2VLProcessor (tiny Qwen2 tokenizer)",
+                      f"{mine['input_ids'].shape[1]} ids", f"{theirs['input_ids'].shape[1]} ids", same_ids))
+    err_i = (mine["pixel_values"] - theirs["pixel_values"]).abs().max().item()
+    err_v = (mine["pixel_values_videos"] - theirs["pixel_values_videos"]).abs().max().item()
+    facts.append(Fact("pixel_values / pixel_values_videos max |ours - ref|", f"{err_i:.1e} / {err_v:.1e}", "≤ 1e-6",
+                      max(err_i, err_v) <= 1e-6))
+    items = [GroundedBox(name, to_normalized(box, SAMPLE_SIZE)) for name, (_, _, box) in SAMPLE_OBJECTS.items()]
+    parsed = parse_grounding(format_grounding(items))
+    worst = max(abs(a - b) for item, (_, _, box) in zip(parsed, SAMPLE_OBJECTS.values())
+                for a, b in zip(from_normalized(item.box, SAMPLE_SIZE), box))
+    facts.append(Fact("grounding: sample boxes → [0,1000) text → parsed → pixels, max error", f"{worst:.2f} px",
+                      "≤ 1 px (true boxes)", parsed == items and worst <= 1.0))
+    return facts
+
+
+@figure
+def _lessons07_08_figures(out: Path) -> list[Path]:
+    from . import viz
+    from .chat import prepare_inputs
+    from .grounding import GroundedBox, to_normalized
+    from .samples import SAMPLE_OBJECTS, SAMPLE_SIZE, SAMPLE_VIDEO, sample_path
+
+    messages = _seed_messages()
+    text = prepare_inputs(messages)["text"]
+    items = [GroundedBox(name, to_normalized(box, SAMPLE_SIZE)) for name, (_, _, box) in SAMPLE_OBJECTS.items()]
+    truth = {name: box for name, (_, _, box) in SAMPLE_OBJECTS.items()}
+    return [
+        viz.savefig(viz.explain_video({"video": str(sample_path(SAMPLE_VIDEO))}), out / "07_video_frames_and_tubes.png"),
+        viz.savefig(viz.plot_video_tokens_vs_duration(), out / "07_tokens_vs_duration.png"),
+        viz.savefig(viz.draw_chat_tokens(text), out / "08_chat_template.png"),
+        viz.savefig(viz.draw_grounding(sample_path(), items, truth=truth), out / "08_grounding.png"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 def format_facts(title: str, facts: list[Fact]) -> str:
     rows = [(("✔" if f.ok else "✘"), f.claim, str(f.ours), str(f.reference)) for f in facts]
     w1 = max(len(r[1]) for r in rows)

@@ -1,7 +1,8 @@
 """Figures the notebooks and the demo share (matplotlib; each function returns its Figure).
 
 Every figure is computed from the package's own functions — a drawing never restates a number
-by hand. Sections: dynamic resolution (lesson 01). Later lessons add theirs below.
+by hand. Sections: dynamic resolution (lesson 01); media, chat, grounding (lessons 07–08). Later
+lessons add theirs below.
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ __all__ = [
     "draw_patch_order",
     "plot_tokens_vs_resolution",
     "draw_two_frames",
+    "explain_image",
+    "explain_video",
+    "draw_frame_timeline",
+    "draw_video_tubes",
+    "moving_patch",
+    "plot_video_tokens_vs_duration",
+    "draw_gif_modes",
+    "draw_chat_tokens",
+    "plot_input_composition",
+    "draw_grounding",
 ]
 
 MERGE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -152,4 +163,340 @@ def draw_two_frames(image: Image.Image | str | Path, *, min_pixels: int = MIN_PI
     axes[2].set_title("one tube: 2 frames x 3 ch x 14 x 14\n= 1176 values = one row of pixel_values", fontsize=10)
     axes[2].axis("off")
     fig.suptitle("Images and videos share one path: temporal patch size 2", fontsize=11)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Lessons 07–08 — media, chat, grounding
+# --------------------------------------------------------------------------------------------
+PRESET_COLOURS = {"0.0.8": "#1f77b4", "0.0.10": "#ff7f0e", "paper": "#2ca02c"}
+
+
+def explain_image(image: Image.Image | str | Path, *, min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS,
+                  rule: str = "transformers"):
+    """resize → 14x14 patches → merged tokens, for one image (the ``explain`` command)."""
+    plt = _plt()
+    rgb = to_rgb(open_image(image))
+    h, w = smart_resize(rgb.height, rgb.width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    resized = rgb.resize((w, h), resample=Image.Resampling.BICUBIC)
+    gh, gw = h // PATCH_SIZE, w // PATCH_SIZE
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6 * max(0.5, min(1.5, h / w))))
+    axes[0].imshow(rgb)
+    axes[0].set_title(f"original {rgb.width}x{rgb.height}", fontsize=10)
+    axes[1].imshow(resized, extent=(0, w, h, 0))
+    for x in range(0, w + 1, PATCH_SIZE):
+        axes[1].axvline(x, color="white", lw=0.3 if x % FACTOR else 0.9)
+    for y in range(0, h + 1, PATCH_SIZE):
+        axes[1].axhline(y, color="white", lw=0.3 if y % FACTOR else 0.9)
+    axes[1].set_title(f"resized {w}x{h} (multiples of 28) → {gh}x{gw} = {gh * gw} patches of 14 px", fontsize=10)
+    # one cell per merged token: the mean colour of its 28x28 square, numbered in sequence order
+    tokens = np.asarray(resized, dtype=np.float32).reshape(h // FACTOR, FACTOR, w // FACTOR, FACTOR, 3).mean((1, 3))
+    axes[2].imshow(tokens.astype(np.uint8), extent=(0, w // FACTOR, h // FACTOR, 0), interpolation="nearest")
+    th, tw = h // FACTOR, w // FACTOR
+    if th * tw <= 150:
+        for i in range(th):
+            for j in range(tw):
+                axes[2].text(j + 0.5, i + 0.5, str(i * tw + j), ha="center", va="center", fontsize=6, color="white")
+    axes[2].set_title(f"{th}x{tw} = {th * tw} merged tokens (2x2 patches each)\n+ <|vision_start|>, <|vision_end|> "
+                      f"= {th * tw + 2} LLM positions", fontsize=10)
+    for ax, (xl, yl) in zip(axes, [("x (px)", "y (px)"), ("x (px, resized)", "y (px, resized)"),
+                                   ("token column", "token row")]):
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+    fig.suptitle("What Qwen2-VL makes of an image: resize → patches → merged tokens", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def draw_frame_timeline(frames, plan, *, ax=None, max_thumbs: int = 16):
+    """The video's frames on a time axis; the sampled ones shown, bracketed in pairs (temporal patches)."""
+    plt = _plt()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(12, 2.8))
+    fig = ax.figure
+    duration = plan.duration
+    all_t = [plan.start_time + i / plan.video_fps for i in range(plan.total_frames)]
+    ax.vlines(all_t, 0, 0.12, color="grey", lw=0.5, alpha=0.6, label=f"all {plan.total_frames} frames "
+                                                                        f"({plan.video_fps:g} fps)")
+    times = plan.times
+    n = min(len(times), max_thumbs)
+    slot = duration / max(n, 1)
+    for k in range(n):
+        x0 = plan.start_time + k * slot
+        inset = ax.inset_axes((x0 + 0.04 * slot, 0.3, 0.92 * slot, 0.62), transform=ax.transData)
+        inset.imshow(_frame_array(frames[k]))
+        inset.set_anchor("S")  # the thumbnail sits on the bottom of its slot, where the connector ends
+        inset.axis("off")
+        colour = MERGE_COLOURS[(k // 2) % len(MERGE_COLOURS)]
+        ax.annotate("", xy=(times[k], 0.2), xytext=(x0 + slot / 2, 0.3), arrowprops=dict(arrowstyle="-", color=colour, lw=1))
+        if k % 2 == 0:
+            ax.text(x0 + slot, 0.25, f"tube t={k // 2}", ha="center", va="center", fontsize=7, color=colour)
+    ax.vlines(times, 0, 0.2, color="#d62728", lw=1.5, label=f"{plan.nframes} sampled ({plan.sample_fps:.2f} per s)")
+    ax.set_xlim(plan.start_time - 0.02 * duration, plan.start_time + duration * 1.02)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([])
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"{plan.total_frames} frames at {plan.video_fps:g} fps → {plan.nframes} sampled → "
+                 f"{plan.nframes // 2} temporal patches of 2 frames, each {plan.resized_width}x{plan.resized_height}",
+                 fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def _frame_array(frame) -> np.ndarray:
+    """A frame (PIL or [3, H, W] 0..255 tensor) as a uint8 [H, W, 3] array for imshow."""
+    return np.asarray(frame) if isinstance(frame, Image.Image) else frame.permute(1, 2, 0).numpy().astype(np.uint8)
+
+
+def moving_patch(frames) -> tuple[int, int]:
+    """(row, col) of the 14x14 patch whose pixels change most across the sampled frames (where the motion is)."""
+    x = np.stack([_frame_array(f).astype(np.float32) for f in frames])  # [T, H, W, 3]
+    t, h, w, _ = x.shape
+    change = x.std(axis=0).mean(axis=-1)  # [H, W]
+    per_patch = change[: h // PATCH_SIZE * PATCH_SIZE, : w // PATCH_SIZE * PATCH_SIZE].reshape(
+        h // PATCH_SIZE, PATCH_SIZE, w // PATCH_SIZE, PATCH_SIZE).mean(axis=(1, 3))  # [h/14, w/14]
+    r, c = np.unravel_index(int(per_patch.argmax()), per_patch.shape)
+    return int(r), int(c)
+
+
+def draw_video_tubes(frames, plan, *, patch: tuple[int, int] | None = None, pairs: int = 3):
+    """Consecutive sampled frames pair up: the same 14x14 square in both frames is one 3D tube (one row of 1176)."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    pairs = min(pairs, plan.nframes // 2)
+    r, c = patch or moving_patch(frames[: 2 * pairs])
+    fig, axes = plt.subplots(2, pairs + 1, figsize=(3.2 * (pairs + 1), 5.2),
+                             gridspec_kw={"width_ratios": [3] * pairs + [1.6]})
+    for t in range(pairs):
+        for k in range(2):
+            ax = axes[k, t]
+            ax.imshow(_frame_array(frames[2 * t + k]))
+            ax.add_patch(Rectangle((c * PATCH_SIZE, r * PATCH_SIZE), PATCH_SIZE, PATCH_SIZE, fill=False, ec="red", lw=2))
+            ax.set_title(f"t={t}, frame {k} (video frame {plan.indices[2 * t + k]}, "
+                         f"{plan.times[2 * t + k]:.2f} s)", fontsize=8)
+            ax.axis("off")
+    tube_ax = axes[0, pairs]
+    tubes = []
+    for t in range(pairs):
+        for k in range(2):
+            img = _frame_array(frames[2 * t + k])
+            tubes.append(img[r * PATCH_SIZE:(r + 1) * PATCH_SIZE, c * PATCH_SIZE:(c + 1) * PATCH_SIZE])
+    gap = np.full((PATCH_SIZE, 2, 3), 255, np.uint8)
+    rows = [np.concatenate([tubes[2 * t], gap, tubes[2 * t + 1]], axis=1) for t in range(pairs)]
+    tube_ax.imshow(np.concatenate([np.concatenate([row, np.full((3, row.shape[1], 3), 255, np.uint8)]) for row in rows]))
+    tube_ax.set_title("the red square's tubes,\none per t (2 frames each)", fontsize=8)
+    tube_ax.axis("off")
+    axes[1, pairs].axis("off")
+    t_, gh, gw = plan.grid_thw
+    axes[1, pairs].text(0, 0.5, f"grid t={t_} h={gh} w={gw}\n= {t_ * gh * gw} tubes\n(rows of 2x3x14x14 = 1176)\n"
+                                f"→ {plan.tokens} merged tokens", fontsize=9, va="center")
+    fig.suptitle("A video is a stack of 3D tubes: 2 frames x 14 x 14 pixels each", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def explain_video(ele: dict, *, defaults: str | None = None, progress: bool = False):
+    """The ``explain`` figure for a video: sampled frames on the timeline, then their tubes."""
+    plt = _plt()
+    from .media import fetch_video
+
+    frames, plan = fetch_video(ele, defaults=defaults, progress=progress)
+    fig = plt.figure(figsize=(12, 6.6))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1], hspace=0.08)
+    draw_frame_timeline(frames, plan, ax=top.subplots())
+    n = min(4, plan.nframes)
+    axes = np.atleast_1d(bottom.subplots(1, n))
+    r, c = moving_patch(frames[:n])
+    from matplotlib.patches import Rectangle
+
+    for k, ax in enumerate(axes):
+        ax.imshow(_frame_array(frames[k]))
+        ax.add_patch(Rectangle((c * PATCH_SIZE, r * PATCH_SIZE), PATCH_SIZE, PATCH_SIZE, fill=False, ec="red", lw=2))
+        ax.set_title(f"tube t={k // 2}, frame {k % 2} ({plan.times[k]:.2f} s)", fontsize=9)
+        ax.axis("off")
+    t, gh, gw = plan.grid_thw
+    bottom.suptitle(f"frames pair up: the red 14x14 square in both frames of a pair is one tube (one row of 1176); "
+                    f"grid {t}x{gh}x{gw} → {plan.tokens} merged tokens (+2 special)", fontsize=10)
+    return fig
+
+
+def plot_video_tokens_vs_duration(height: int = 1080, width: int = 1920, video_fps: float = 30.0,
+                                  presets: Sequence[str] = ("0.0.8", "0.0.10", "paper"), ax=None):
+    """Merged tokens of a video vs its duration (2 fps sampling), per preset, with the 16384 cap marked."""
+    plt = _plt()
+    from .media import MEDIA_PRESETS, plan_video
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig = ax.figure
+    seconds = np.unique(np.geomspace(2, 3600, 160).round(1))
+    for name in presets:
+        toks = [plan_video(max(4, int(s * video_fps)), video_fps, height, width, defaults=name).tokens for s in seconds]
+        budget = MEDIA_PRESETS[name].video_token_budget
+        ax.plot(seconds, toks, color=PRESET_COLOURS.get(name), label=f"preset {name} (budget {budget:,.0f})")
+    ax.axhline(16384, color="k", ls="--", lw=1)
+    ax.text(seconds[0], 16384 * 1.07, "paper: 16384 tokens per video", fontsize=8)
+    ax.axhline(24576, color=PRESET_COLOURS["0.0.8"], ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.axvline(768 / 2, color="grey", ls=":", lw=1)
+    ax.text(768 / 2 * 1.05, 1500, "768 frames\n(FPS_MAX_FRAMES)", fontsize=7, color="grey")
+    ax.set_xlabel("video duration (s), sampled at 2 fps")
+    ax.set_ylabel("merged visual tokens")
+    ax.set_title(f"Tokens per video vs duration ({width}x{height} at {video_fps:g} fps)", fontsize=11)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def draw_gif_modes(path: str | Path):
+    """A GIF read as an image (its first frame) and as a video (its frames, fps from the frame durations)."""
+    plt = _plt()
+    from .media import fetch_image, fetch_video
+
+    image = fetch_image({"image": str(path)})
+    frames, plan = fetch_video({"video": str(path)})
+    fig, axes = plt.subplots(1, 1 + plan.nframes, figsize=(2.6 * (1 + plan.nframes), 2.8))
+    axes[0].imshow(image)
+    ti = (image.height // FACTOR) * (image.width // FACTOR)
+    axes[0].set_title(f"as an image: frame 0\n{image.width}x{image.height} → {ti} tokens", fontsize=9)
+    for k in range(plan.nframes):
+        axes[k + 1].imshow(_frame_array(frames[k]))
+        axes[k + 1].set_title(f"as a video: frame {plan.indices[k]}\n({plan.times[k]:.2f} s, tube t={k // 2})", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(f"{Path(path).name}: image = {ti} tokens; video = {plan.total_frames} frames at {plan.video_fps:g} fps "
+                 f"→ {plan.nframes} sampled, {plan.resized_width}x{plan.resized_height} → {plan.tokens} tokens",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+TOKEN_COLOURS = {
+    "<|im_start|>": "#1f77b4", "<|im_end|>": "#1f77b4", "<|endoftext|>": "#7f7f7f",
+    "<|vision_start|>": "#9467bd", "<|vision_end|>": "#9467bd",
+    "<|image_pad|>": "#d62728", "<|video_pad|>": "#ff7f0e",
+    "<|object_ref_start|>": "#2ca02c", "<|object_ref_end|>": "#2ca02c",
+    "<|box_start|>": "#8c564b", "<|box_end|>": "#8c564b",
+}
+
+
+def draw_chat_tokens(text: str, *, columns: int = 84, title: str | None = None):
+    """The prompt with each special token highlighted by kind; runs of pads collapsed to '<|image_pad|> x n'."""
+    plt = _plt()
+    from .chat import split_special_tokens
+
+    cells: list[tuple[str, str | None]] = []  # (visible text, colour) per line-wrapped chunk
+    for piece, special in split_special_tokens(text):
+        if special:
+            token = piece[: piece.index("|>") + 2]
+            n = len(piece) // len(token)
+            cells.append((token + (f" x {n}" if n > 1 else ""), TOKEN_COLOURS.get(token, "#17becf")))
+        else:
+            for k, line in enumerate(piece.split("\n")):
+                if k:
+                    cells.append(("↵", "newline"))
+                if line:
+                    cells.append((line, None))
+    lines: list[list[tuple[str, str | None]]] = [[]]
+    used = 0
+    for label, colour in cells:
+        if colour == "newline":
+            lines[-1].append(("↵", None))
+            lines.append([])
+            used = 0
+            continue
+        while label:
+            room = columns - used
+            if room <= 0 or (colour is not None and len(label) > room and used):
+                lines.append([])
+                used, room = 0, columns
+            chunk, label = (label, "") if colour is not None else (label[:room], label[room:])
+            lines[-1].append((chunk, colour))
+            used += len(chunk) + (2 if colour else 0)
+    fontsize = 9
+    char_in = 0.62 * fontsize / 72  # about the monospace advance (measured exactly below)
+    width_in = char_in * (columns + 2) / 0.98
+    fig = plt.figure(figsize=(width_in, 0.26 * len(lines) + 0.9))
+    ax = fig.add_axes((0.01, 0.02, 0.98, 1 - 0.9 / (0.26 * len(lines) + 0.9)))
+    for row, line in enumerate(lines):
+        x = 0.0
+        for chunk, colour in line:
+            kw = dict(bbox=dict(boxstyle="round,pad=0.12", fc=colour, ec="none", alpha=0.85)) if colour else {}
+            ax.text(x + (0.5 if colour else 0), row, chunk, family="DejaVu Sans Mono", fontsize=fontsize,
+                    va="center", color="white" if colour else "black", **kw)
+            x += len(chunk) + (1.5 if colour else 0)
+    # one data unit = one character: measure the monospace advance with the figure's own renderer
+    renderer = fig.canvas.get_renderer()
+    probe = ax.text(0, 0, "M" * 40, family="DejaVu Sans Mono", fontsize=fontsize)
+    char_px = probe.get_window_extent(renderer).width / 40
+    probe.remove()
+    ax.set_xlim(-0.5, -0.5 + ax.get_window_extent(renderer).width / char_px)
+    ax.set_ylim(len(lines) - 0.4, -0.6)
+    ax.axis("off")
+    from matplotlib.patches import Patch
+
+    kinds = [("<|im_start|> / <|im_end|>", "#1f77b4"), ("<|vision_start|> / <|vision_end|>", "#9467bd"),
+             ("<|image_pad|>", "#d62728"), ("<|video_pad|>", "#ff7f0e"),
+             ("<|object_ref_*|>", "#2ca02c"), ("<|box_*|>", "#8c564b")]
+    present = [(k, c) for k, c in kinds if any(col == c for line in lines for _, col in line)]
+    if present:
+        ax.legend(handles=[Patch(color=c, label=k) for k, c in present], loc="lower center", ncol=min(3, len(present)),
+                  fontsize=7, bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.suptitle(title or "the chat template, special tokens highlighted", fontsize=10, y=0.995)
+    return fig
+
+
+def plot_input_composition(input_ids, *, ax=None, title: str = "what the LLM sequence is made of"):
+    """A horizontal bar: text tokens vs special tokens vs image pads vs video pads in ``input_ids``."""
+    plt = _plt()
+    from .chat import IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD
+
+    ids = np.asarray(input_ids).reshape(-1)
+    image, video = SPECIAL_TOKENS[IMAGE_PAD], SPECIAL_TOKENS[VIDEO_PAD]
+    special = np.isin(ids, list(SPECIAL_TOKENS.values())) & ~np.isin(ids, [image, video])
+    parts = [("text", int((~np.isin(ids, list(SPECIAL_TOKENS.values()))).sum()), "#bbbbbb"),
+             ("special (ChatML, vision start/end)", int(special.sum()), "#1f77b4"),
+             ("<|image_pad|>", int((ids == image).sum()), "#d62728"),
+             ("<|video_pad|>", int((ids == video).sum()), "#ff7f0e")]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(9, 1.9))
+    fig = ax.figure
+    left = 0
+    for label, n, colour in parts:
+        if n:
+            ax.barh(0, n, left=left, color=colour, label=f"{label}: {n}")
+            left += n
+    ax.set_yticks([])
+    ax.set_xlabel(f"position in input_ids (length {len(ids)})")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.55), frameon=False)
+    return fig
+
+
+def draw_grounding(image: Image.Image | str | Path, items, *, truth: dict | None = None, ax=None,
+                   title: str = "grounding: boxes in [0, 1000) drawn on the image"):
+    """Parsed (phrase, [0,1000) box) items on the image; optional true pixel boxes dashed for comparison."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    from .grounding import from_normalized
+
+    rgb = to_rgb(open_image(image))
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 7 * rgb.height / rgb.width))
+    fig = ax.figure
+    ax.imshow(rgb)
+    for k, item in enumerate(items):
+        x1, y1, x2, y2 = from_normalized(item.box, rgb.size)
+        colour = MERGE_COLOURS[k % len(MERGE_COLOURS)]
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=2.5))
+        ax.text(x1, y1 - 4, f"{item.phrase or '?'} {item.box}", color="white", fontsize=8,
+                bbox=dict(fc=colour, ec="none", pad=1.5))
+    for name, box in (truth or {}).items():
+        x1, y1, x2, y2 = box
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="black", lw=1, ls="--"))
+    ax.set_xlabel("x (px)")
+    ax.set_ylabel("y (px)")
+    ax.set_title(title + ("\n(dashed: the true boxes)" if truth else ""), fontsize=10)
     return fig

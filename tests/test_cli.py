@@ -1,4 +1,4 @@
-"""The command line: `tokens` and `tour`."""
+"""The command line: `tokens`, `explain` and `tour`."""
 
 import subprocess
 import sys
@@ -46,4 +46,46 @@ def test_tour_facts_all_hold_and_figures_are_written(tmp_path):
 
 def test_console_script_entry_point():
     out = subprocess.run([sys.executable, "-m", "qwenvl_study.cli", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "tokens" in out.stdout and "tour" in out.stdout
+    assert out.returncode == 0 and "tokens" in out.stdout and "tour" in out.stdout and "explain" in out.stdout
+
+
+# --- lessons 07-08: videos and GIFs in `tokens`, the `explain` command ---------------------------
+def test_tokens_for_videos_and_gifs_from_timestamps_only(capsys):
+    from qwenvl_study.media import fetch_video
+    from qwenvl_study.samples import sample_path
+
+    mp4, gif = sample_path("sample.mp4"), sample_path("sample.gif")
+    assert main(["tokens", str(mp4), str(gif)]) == 0
+    out = capsys.readouterr().out
+    _, plan = fetch_video({"video": str(mp4)})  # the decoded truth agrees with the metadata-only line
+    assert "100 frames at 25 fps (4.00 s)" in out
+    assert f"sampled {plan.nframes} frames (2.00 per s; indices 0 14 28 42 57 71 85 99) → 4 temporal patches" in out
+    assert f"→ {plan.tokens} merged tokens (+2 special = {plan.tokens + 2})" in out
+    assert "resized 392x280 (upscaled to the per-frame minimum)" in out
+    # the GIF: once as an image (first frame), once as a video with the fps of its frame durations
+    assert "sample.gif: 160x120 (WxH) → resized 168x112" in out and "20 frames at 10 fps (2.00 s), gif" in out
+
+
+def test_tokens_shows_where_the_16384_cap_bites(tmp_path, capsys):
+    from qwenvl_study.samples import sample_path
+
+    assert main(["tokens", str(sample_path("sample.mp4")), "--fps", "25", "--preset", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "budget (preset paper): 16,384 tokens per video" in out and "hard cap 16384" in out
+    assert "the paper's 16384-token cap: within" in out
+    assert main(["tokens", str(tmp_path / "missing.mp4")]) == 1
+    assert "missing.mp4: error: video file not found" in capsys.readouterr().err
+
+
+def test_explain_draws_images_and_videos(tmp_path, capsys):
+    from PIL import Image as PILImage
+
+    from qwenvl_study.samples import sample_path
+
+    assert main(["explain", "--out", str(tmp_path / "image.png")]) == 0
+    assert main(["explain", str(sample_path("sample.gif")), "--video", "--out", str(tmp_path / "gif.png")]) == 0
+    assert PILImage.open(tmp_path / "image.png").width > 500 and PILImage.open(tmp_path / "gif.png").width > 500
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert main(["explain", str(bad), "--out", str(tmp_path / "x.png")]) == 1
+    assert "bad.mp4: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()

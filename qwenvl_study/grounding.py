@@ -1,0 +1,191 @@
+"""Visual grounding: boxes as text, in a resolution-free [0, 1000) frame.
+
+Paper §2 (Visual Grounding, "Positional & reference"): a bounding box is written as
+``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` — top-left and bottom-right corners — with every
+coordinate normalised to integers in [0, 1000) regardless of the image's size; the phrase it refers
+to is wrapped in ``<|object_ref_start|>…<|object_ref_end|>``. Because the frame is relative, the
+same text describes a box on the original image and on the smart-resized image the model sees.
+
+Conventions here (the paper fixes only the [0, 1000) range): pixel → normalised is
+``round(1000 * x / size)`` clamped to [0, 999]; normalised → pixel is ``n * size / 1000`` (what
+Qwen2-VL's cookbook does with a model's answer). A round trip is off by at most ``size / 2000``
+pixels (half a step), and by up to ``size / 1000`` at the far edge where 1000 is clamped to 999 —
+within 1 px for images up to 1000 px on a side.
+
+Reference: the special tokens and ids of the published tokenizer (``chat.SPECIAL_TOKENS``);
+the true boxes of the sample image (``samples.SAMPLE_OBJECTS``) for the round trip.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from PIL import Image, ImageDraw
+
+from .chat import BOX_END, BOX_START, OBJECT_REF_END, OBJECT_REF_START
+from .resolution import MAX_PIXELS, MIN_PIXELS, smart_resize
+
+__all__ = [
+    "GRID",
+    "Box",
+    "GroundedBox",
+    "to_normalized",
+    "from_normalized",
+    "rescale_box",
+    "box_on_resized",
+    "format_box",
+    "format_grounding",
+    "parse_grounding",
+    "draw_boxes",
+]
+
+GRID = 1000  # coordinates live in [0, GRID)
+Box = tuple[int, int, int, int]  # (x1, y1, x2, y2)
+
+
+@dataclass(frozen=True)
+class GroundedBox:
+    """A referred phrase (or None) and its box in [0, 1000) coordinates."""
+
+    phrase: str | None
+    box: Box
+
+
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
+    if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size):
+        raise ValueError(f"image size must be (width, height) with positive integers, got {tuple(size)!r}")
+    return int(size[0]), int(size[1])
+
+
+def _check_box(box: Sequence[float]) -> tuple[float, float, float, float]:
+    if len(box) != 4:
+        raise ValueError(f"a box is (x1, y1, x2, y2), got {tuple(box)!r}")
+    x1, y1, x2, y2 = box
+    if x2 < x1 or y2 < y1:
+        raise ValueError(f"box {tuple(box)!r}: need x1 <= x2 and y1 <= y2 (top-left, bottom-right)")
+    return x1, y1, x2, y2
+
+
+def _to_grid(value: float, extent: int) -> int:
+    return min(GRID - 1, max(0, round(GRID * value / extent)))
+
+
+def to_normalized(box: Sequence[float], size: Sequence[int]) -> Box:
+    """Pixel box on an image of ``size`` = (width, height) → integers in [0, 1000)."""
+    w, h = _check_size(size)
+    x1, y1, x2, y2 = _check_box(box)
+    if x1 < 0 or y1 < 0 or x2 > w or y2 > h:
+        raise ValueError(f"box {tuple(box)!r} lies outside the {w}x{h} image")
+    return _to_grid(x1, w), _to_grid(y1, h), _to_grid(x2, w), _to_grid(y2, h)
+
+
+def from_normalized(box: Sequence[int], size: Sequence[int]) -> tuple[float, float, float, float]:
+    """[0, 1000) box → pixel box (floats) on an image of ``size`` = (width, height)."""
+    w, h = _check_size(size)
+    x1, y1, x2, y2 = _check_box(box)
+    if min(box) < 0 or max(box) >= GRID:
+        raise ValueError(f"normalised box {tuple(box)!r} must lie in [0, {GRID})")
+    return x1 * w / GRID, y1 * h / GRID, x2 * w / GRID, y2 * h / GRID
+
+
+def rescale_box(box: Sequence[float], from_size: Sequence[int], to_size: Sequence[int]) -> tuple[float, ...]:
+    """A pixel box on an image of ``from_size`` expressed on the same image resized to ``to_size``."""
+    fw, fh = _check_size(from_size)
+    tw, th = _check_size(to_size)
+    x1, y1, x2, y2 = _check_box(box)
+    return x1 * tw / fw, y1 * th / fh, x2 * tw / fw, y2 * th / fh
+
+
+def box_on_resized(box: Sequence[float], size: Sequence[int], *, min_pixels: int = MIN_PIXELS,
+                   max_pixels: int = MAX_PIXELS, rule: str = "transformers") -> tuple[tuple[float, ...], tuple[int, int]]:
+    """A pixel box on the original image → (the box on the smart-resized image, its (width, height))."""
+    w, h = _check_size(size)
+    rh, rw = smart_resize(h, w, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    return rescale_box(box, (w, h), (rw, rh)), (rw, rh)
+
+
+def format_box(box: Sequence[int]) -> str:
+    """``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` for a [0, 1000) box."""
+    x1, y1, x2, y2 = (int(v) for v in _check_box(box))
+    if min(x1, y1) < 0 or max(x2, y2) >= GRID:
+        raise ValueError(f"normalised box {tuple(box)!r} must lie in [0, {GRID})")
+    return f"{BOX_START}({x1},{y1}),({x2},{y2}){BOX_END}"
+
+
+def format_grounding(items: Iterable[GroundedBox | tuple[str | None, Box]]) -> str:
+    """Phrases and boxes as the model writes them: ``<|object_ref_start|>p<|object_ref_end|><|box_start|>…``.
+
+    Consecutive items with the same phrase share one reference (several boxes for one phrase). A
+    box without a phrase that follows a phrased one gets an empty reference, so that
+    ``parse_grounding`` does not hand it the previous phrase: ``parse(format(x)) == x``.
+    """
+    out, last = [], None
+    for item in items:
+        phrase, box = (item.phrase, item.box) if isinstance(item, GroundedBox) else item
+        phrase = phrase or None
+        if phrase is not None and any(t in phrase for t in (OBJECT_REF_START, OBJECT_REF_END, BOX_START, BOX_END)):
+            raise ValueError(f"phrase {phrase!r} contains a grounding special token")
+        if phrase != last:
+            out.append(f"{OBJECT_REF_START}{phrase or ''}{OBJECT_REF_END}")
+        out.append(format_box(box))
+        last = phrase
+    return "".join(out)
+
+
+_NUM = r"\s*(\d+)\s*"
+_BOX_RE = re.compile(re.escape(BOX_START) + r"\s*\(" + _NUM + "," + _NUM + r"\)\s*,\s*\(" + _NUM + "," + _NUM + r"\)\s*"
+                     + re.escape(BOX_END))
+_REF_RE = re.compile(re.escape(OBJECT_REF_START) + r"(.*?)" + re.escape(OBJECT_REF_END), re.S)
+_BARE_RE = re.compile(r"\(" + _NUM + "," + _NUM + r"\)\s*,\s*\(" + _NUM + "," + _NUM + r"\)")
+
+
+def parse_grounding(text: str, *, strip_phrases: bool = False) -> list[GroundedBox]:
+    """Every (phrase, box) in a model answer, in order.
+
+    A box takes the phrase of the ``<|object_ref_start|>…<|object_ref_end|>`` right before it
+    (only whitespace or other boxes in between: several boxes for one phrase); otherwise — or
+    after an empty reference — the phrase is None. Whitespace inside the box syntax is tolerated.
+    If the answer has no box tokens at all (decoded with ``skip_special_tokens=True``), bare
+    ``(x1,y1),(x2,y2)`` pairs are read with no phrase. Coordinates outside [0, 1000) or corners
+    out of order → ValueError.
+    """
+    events = sorted([(m.start(), m.end(), "ref", m) for m in _REF_RE.finditer(text)]
+                    + [(m.start(), m.end(), "box", m) for m in _BOX_RE.finditer(text)], key=lambda e: e[0])
+    if not any(kind == "box" for *_, kind, _ in events) and BOX_START not in text:
+        events = [(m.start(), m.end(), "box", m) for m in _BARE_RE.finditer(text)]
+    items, phrase, last_end = [], None, 0
+    for start, end, kind, match in events:
+        gap = text[last_end:start]
+        if kind == "ref":
+            phrase = (match.group(1).strip() if strip_phrases else match.group(1)) or None
+        else:
+            if gap.strip():  # text between the reference (or previous box) and this box: no phrase
+                phrase = None
+            box = tuple(int(g) for g in match.groups())
+            if max(box) >= GRID or box[2] < box[0] or box[3] < box[1]:
+                raise ValueError(f"box {box} at character {start}: coordinates must lie in [0, {GRID}) with "
+                                 f"x1 <= x2, y1 <= y2")
+            items.append(GroundedBox(phrase, box))
+        last_end = end
+    return items
+
+
+def draw_boxes(image: Image.Image, items: Iterable[GroundedBox | tuple[str | None, Box]], *,
+               colours: Sequence[str] = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd"),
+               width: int = 3) -> Image.Image:
+    """A copy of ``image`` with each [0, 1000) box drawn (mapped to its pixels) and labelled with its phrase."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    for k, item in enumerate(items):
+        phrase, box = (item.phrase, item.box) if isinstance(item, GroundedBox) else item
+        x1, y1, x2, y2 = from_normalized(box, out.size)
+        colour = colours[k % len(colours)]
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=width)
+        if phrase:
+            tx, ty = x1 + 2, max(0, y1 - 14)
+            left, top, right, bottom = draw.textbbox((tx, ty), phrase)
+            draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=colour)
+            draw.text((tx, ty), phrase, fill="white")
+    return out
