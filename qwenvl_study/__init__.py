@@ -38,6 +38,8 @@ from .media import (
     process_vision_info,
     smart_nframes,
 )
+# -- lessons 09-10: the VLM family (family/) ---------------------------------------------------
+from .family import clip_loss, format_budget, internvl_tile_grid, pixel_shuffle, token_budget
 
 __all__ = [
     "QWEN2_VL_2B",
@@ -78,4 +80,9 @@ __all__ = [
     "plan_video",
     "process_vision_info",
     "smart_nframes",
+    "clip_loss",
+    "format_budget",
+    "internvl_tile_grid",
+    "pixel_shuffle",
+    "token_budget",
 ]

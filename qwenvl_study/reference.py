@@ -48,6 +48,17 @@ __all__ = [
     "write_tiny_qwen2_tokenizer",
     "hf_processor",
     "hf_prepare_inputs",
+    "hf_qformer",
+    "hf_qformer_forward",
+    "hf_llava_projector",
+    "hf_internvl_projector",
+    "hf_pixel_shuffle",
+    "hf_tile_grid",
+    "hf_crop_to_patches",
+    "hf_clip_loss",
+    "open_clip_loss",
+    "OPEN_CLIP_UNAVAILABLE",
+    "qwen_vl_resampler_reference",
 ]
 
 
@@ -492,3 +503,165 @@ def hf_prepare_inputs(messages: list, tokenizer: Any, *, add_generation_prompt: 
     with quiet():
         out = processor(text=[text], images=images, videos=videos, return_tensors="pt")
     return dict(out)
+# --- lessons 09-10: the VLM family ---
+# transformers' counterparts of the connectors in qwenvl_study/family/, the published InternVL
+# tiling as transformers implements it, CLIP's loss (transformers, and open_clip where importable),
+# and the published Qwen-VL resampler forward recomputed with nn.MultiheadAttention.
+def hf_qformer(config: Any) -> Any:
+    """transformers' ``Blip2QFormerModel`` for a ``family.blip2.QFormerConfig`` (eager, eval)."""
+    from transformers.models.blip_2.configuration_blip_2 import Blip2QFormerConfig
+    from transformers.models.blip_2.modeling_blip_2 import Blip2QFormerModel
+
+    with quiet():
+        cfg = Blip2QFormerConfig(**config.to_hf_dict())
+        cfg._attn_implementation = "eager"
+        return Blip2QFormerModel(cfg).eval()
+
+
+def hf_qformer_forward(model: Any, embeds: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None,
+                       query_length: int) -> torch.Tensor:
+    """Run ``Blip2QFormerModel`` with one of our boolean ``[L, L]`` (or ``[B, L, L]``) masks, passed
+    as transformers' additive 4D mask (0 = attend, the dtype's minimum = masked)."""
+    attention_mask = None
+    if mask is not None:
+        additive = torch.zeros(mask.shape, dtype=embeds.dtype)
+        additive = additive.masked_fill(~mask.bool(), torch.finfo(embeds.dtype).min)
+        attention_mask = additive.reshape(-1, 1, *mask.shape[-2:]).expand(embeds.shape[0], 1, -1, -1)
+    with quiet():
+        out = model(query_embeds=embeds, query_length=query_length, attention_mask=attention_mask,
+                    encoder_hidden_states=image)
+    return out.last_hidden_state
+
+
+def hf_llava_projector(config: Any) -> Any:
+    """transformers' ``LlavaMultiModalProjector`` for a ``family.llava.LlavaConfig``."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+    from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
+
+    with quiet():
+        # only the widths matter to the projector; one head keeps any width valid
+        cfg = LlavaConfig(vision_config=CLIPVisionConfig(hidden_size=config.vision_hidden_size, num_attention_heads=1),
+                          text_config=LlamaConfig(hidden_size=config.text_hidden_size, num_attention_heads=1,
+                                                  num_key_value_heads=1),
+                          projector_hidden_act="gelu", multimodal_projector_bias=config.projector_bias)
+        return LlavaMultiModalProjector(cfg).eval()
+
+
+def hf_internvl_projector(config: Any) -> Any:
+    """transformers' ``InternVLMultiModalProjector`` for a ``family.internvl.InternVLConfig``."""
+    from transformers import InternVLConfig
+    from transformers.models.internvl.modeling_internvl import InternVLMultiModalProjector
+
+    with quiet():
+        cfg = InternVLConfig(vision_config=dict(hidden_size=config.vit_hidden_size, num_attention_heads=1),
+                             text_config=dict(model_type="qwen2", hidden_size=config.llm_hidden_size,
+                                              num_attention_heads=1, num_key_value_heads=1),
+                             downsample_ratio=config.downsample_ratio, projector_hidden_act="gelu")
+        return InternVLMultiModalProjector(cfg).eval()
+
+
+def hf_pixel_shuffle(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
+    """``InternVLModel.pixel_shuffle`` (it uses nothing of the model instance)."""
+    from transformers.models.internvl.modeling_internvl import InternVLModel
+
+    return InternVLModel.pixel_shuffle(None, x, scale_factor=scale)
+
+
+def hf_tile_grid(width: int, height: int, *, min_num: int = 1, max_num: int = 12,
+                 image_size: int = 448) -> tuple[int, int]:
+    """(cols, rows) from transformers' ``get_optimal_tiled_canvas`` (InternVL's image processor)."""
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+    cols, rows = get_optimal_tiled_canvas((height, width), (image_size, image_size), min_num, max_num)
+    return int(cols), int(rows)
+
+
+def hf_crop_to_patches(image: Any, *, min_num: int = 1, max_num: int = 12, image_size: int = 448) -> list[Any]:
+    """The uint8 [448, 448, 3] tiles (+ thumbnail) of transformers' PIL ``crop_image_to_patches``."""
+    import numpy as np
+    from transformers.image_utils import PILImageResampling, SizeDict
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    with quiet():
+        proc = GotOcr2ImageProcessorPil()
+        return proc.crop_image_to_patches(np.asarray(image.convert("RGB")), min_num, max_num,
+                                          patch_size=SizeDict(height=image_size, width=image_size),
+                                          resample=PILImageResampling.BICUBIC)
+
+
+def hf_clip_loss(image_features: torch.Tensor, text_features: torch.Tensor,
+                 logit_scale: float | torch.Tensor) -> torch.Tensor:
+    """CLIPModel's loss: normalised embeddings, ``logits_per_text = T I^T * scale``,
+    ``image_text_contrastive_loss(logits_per_text)`` (transformers/models/clip/modeling_clip.py)."""
+    from transformers.models.clip.modeling_clip import _get_vector_norm, image_text_contrastive_loss
+
+    image_embeds = image_features / _get_vector_norm(image_features)
+    text_embeds = text_features / _get_vector_norm(text_features)
+    logits_per_text = torch.matmul(text_embeds, image_embeds.t()) * torch.as_tensor(logit_scale)
+    return image_text_contrastive_loss(logits_per_text)
+
+
+OPEN_CLIP_UNAVAILABLE = ("open_clip_torch is not installed here: it requires torchvision, which does not work "
+                         "with this CPU torch, so it is no dependency of the project")
+
+
+def open_clip_loss() -> Any:
+    """An instance of open_clip's ``ClipLoss``, loaded from ``open_clip/loss.py`` alone.
+
+    The package's ``__init__`` imports torchvision (through its transforms), which does not work
+    with the CPU torch wheel here; ``loss.py`` itself needs only torch, so when open_clip_torch is
+    installed this loads that one file. Raises ImportError (with the reason) when it is not.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(OPEN_CLIP_UNAVAILABLE)
+    path = Path(next(iter(spec.submodule_search_locations))) / "loss.py"
+    module_spec = importlib.util.spec_from_file_location("_open_clip_loss_standalone", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.ClipLoss()
+
+
+def qwen_vl_resampler_reference(resampler: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The published Qwen-VL ``Resampler.forward`` (visual.py), recomputed for our module's weights.
+
+    As published: numpy float32 sin-cos tables (``np.meshgrid(w, h)``, first half from the
+    column), ``get_abs_pos`` (bicubic, align_corners=False) for the keys, and a sequence-first
+    ``torch.nn.MultiheadAttention`` holding the same in/out projections. Returns
+    ``(output [B, num_queries, D], the published query sin-cos table [num_queries, D])``.
+    """
+    import math
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    cfg = resampler.config
+    d, g = cfg.output_dim, cfg.query_grid
+
+    def sincos_1d(dim: int, pos: np.ndarray) -> np.ndarray:
+        omega = np.arange(dim // 2, dtype=np.float32)
+        omega /= dim / 2.0
+        omega = 1.0 / 10000**omega
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    axis = np.arange(g, dtype=np.float32)
+    grid = np.stack(np.meshgrid(axis, axis), axis=0).reshape(2, 1, g, g)
+    pos = torch.from_numpy(np.concatenate([sincos_1d(d // 2, grid[0]), sincos_1d(d // 2, grid[1])], axis=1)).float()
+    tgt = math.isqrt(x.shape[1])
+    key_pos = F.interpolate(pos.reshape(1, g, g, -1).permute(0, 3, 1, 2), size=(tgt, tgt), mode="bicubic",
+                            align_corners=False).permute(0, 2, 3, 1).flatten(0, 2)
+    mha = torch.nn.MultiheadAttention(d, cfg.num_heads)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(resampler.attn.in_proj_weight)
+        mha.in_proj_bias.copy_(resampler.attn.in_proj_bias)
+        mha.out_proj.weight.copy_(resampler.attn.out_proj.weight)
+        mha.out_proj.bias.copy_(resampler.attn.out_proj.bias)
+    kv = resampler.ln_kv(resampler.kv_proj(x)).permute(1, 0, 2)  # [L, B, D]
+    q = resampler.ln_q(resampler.query)
+    out = mha(q.unsqueeze(1).repeat(1, kv.shape[1], 1) + pos.unsqueeze(1), kv + key_pos.unsqueeze(1), kv,
+              need_weights=False)[0]
+    return out.permute(1, 0, 2), pos

@@ -216,6 +216,90 @@ def _lessons07_08_figures(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Lessons 09-10 — the VLM family
+# ---------------------------------------------------------------------------------------------
+@section("The VLM family (lessons 09–10)")
+def _lessons09_10() -> list[Fact]:
+    from dataclasses import replace
+
+    import torch
+
+    from . import reference as ref
+    from .family import blip2, budget, clip, internvl, llava, qwen_vl
+
+    facts = []
+    ours, theirs = internvl.internvl_tile_grid(1920, 1080), ref.hf_tile_grid(1920, 1080)
+    facts.append(Fact("InternVL2 tiles for 1920x1080 (published rule; transformers)", ours, theirs,
+                      ours == theirs == (4, 2)))
+    ours, theirs = internvl.internvl_tile_grid(5, 2, min_num=4, max_num=4), ref.hf_tile_grid(5, 2, min_num=4, max_num=4)
+    facts.append(Fact("equal-area tie, 5x2 with 4 tiles: published set order vs transformers' list order",
+                      f"{ours} (published)", f"{theirs} (transformers)", ours == (4, 1) and theirs == (2, 2)))
+    x = torch.randn(1, 32, 32, 64)
+    y = internvl.pixel_shuffle(x)
+    facts.append(Fact("pixel shuffle [1,32,32,C] → [1,16,16,4C]: bit-equal to InternVLModel's; inverse exact",
+                      f"{tuple(y.shape)}, inverse exact: {torch.equal(internvl.pixel_unshuffle(y), x)}",
+                      f"equal: {torch.equal(y, ref.hf_pixel_shuffle(x))}",
+                      torch.equal(y, ref.hf_pixel_shuffle(x)) and torch.equal(internvl.pixel_unshuffle(y), x)))
+    cfg = blip2.QFormerConfig(num_query_tokens=4, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                              intermediate_size=64, encoder_hidden_size=24)
+    hf_q = ref.hf_qformer(cfg)
+    q = blip2.QFormerModel(cfg)
+    q.load_state_dict(hf_q.state_dict())
+    emb, img, mask = torch.randn(1, 7, 32), torch.randn(1, 5, 24), blip2.itg_mask(4, 3)
+    with torch.no_grad():
+        err = (q(emb, img, mask, query_length=4) - ref.hf_qformer_forward(hf_q, emb, img, mask, 4)).abs().max().item()
+    facts.append(Fact("Q-Former under the ITG mask vs Blip2QFormerModel (max |diff|)", f"{err:.1e}", "≤ 1e-5",
+                      err <= 1e-5))
+    qcfg = qwen_vl.QwenVLConfig(image_size=56, patch_size=7, vit_width=24, num_queries=16, output_dim=32, head_dim=8)
+    res = qwen_vl.QwenVLResampler(qcfg)
+    xq = torch.randn(1, 64, 24)
+    with torch.no_grad():
+        err = (res(xq) - ref.qwen_vl_resampler_reference(res, xq)[0]).abs().max().item()
+    facts.append(Fact("Qwen-VL resampler vs published forward (nn.MultiheadAttention)", f"{err:.1e}", "≤ 1e-5",
+                      err <= 1e-5))
+    lcfg = replace(llava.LLAVA_1_5_7B, vision_hidden_size=16, text_hidden_size=24)
+    hf_p = ref.hf_llava_projector(lcfg)
+    p = llava.LlavaMultiModalProjector(lcfg)
+    p.load_state_dict(hf_p.state_dict())
+    xl = torch.randn(1, 9, 16)
+    with torch.no_grad():
+        err = (p(xl) - hf_p(xl)).abs().max().item()
+    facts.append(Fact("LLaVA-1.5 MLP projector vs LlavaMultiModalProjector", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+    i, t = torch.randn(16, 8), torch.randn(16, 8)
+    a, b = clip.clip_loss(i, t, 1 / 0.07).item(), ref.hf_clip_loss(i, t, 1 / 0.07).item()
+    facts.append(Fact("CLIP symmetric InfoNCE vs CLIPModel's loss", f"{a:.6f}", f"{b:.6f}", abs(a - b) <= 1e-5))
+    row = budget.token_budget(budget.BUDGET_INPUTS[:1])["224x224"]
+    hf_h, hf_w = ref.hf_smart_resize(224, 224)
+    hf_qwen2 = hf_h // 28 * (hf_w // 28)  # one token per 28x28 square
+    cols, rows = ref.hf_tile_grid(224, 224)
+    hf_intern = 256 * (cols * rows + (cols * rows > 1))  # 256 per tile (+ thumbnail)
+    facts.append(Fact("224x224 visual tokens: Qwen-VL / BLIP-2 / LLaVA-1.5 / InternVL2 / Qwen2-VL",
+                      " / ".join(str(row[m]) for m in budget.MODELS), f"InternVL2 {hf_intern}, Qwen2-VL {hf_qwen2}",
+                      row["Qwen2-VL"] == hf_qwen2 and row["InternVL2"] == hf_intern))
+    hist = clip.train_toy_clip(steps=150)
+    first, last = sum(hist.loss[:5]) / 5, sum(hist.loss[-10:]) / 10
+    facts.append(Fact("toy CLIP: training loss (first 5 → last 10 steps)", f"{first:.2f} → {last:.3f}",
+                      "last < first / 4", last < first / 4))
+    return facts
+
+
+@figure
+def _lessons09_10_figures(out: Path) -> list[Path]:
+    from . import viz
+    from .family.clip import train_toy_clip
+    from .samples import sample_path
+
+    hist = train_toy_clip(steps=150)
+    return [
+        viz.savefig(viz.draw_connectors(), out / "09_connectors.png"),
+        viz.savefig(viz.draw_qformer_masks(), out / "09_qformer_masks.png"),
+        viz.savefig(viz.draw_internvl_tiles(sample_path()), out / "09_internvl_tiles.png"),
+        viz.savefig(viz.plot_token_budget(), out / "09_token_budget.png"),
+        viz.savefig(viz.plot_clip_training(hist), out / "10_clip_training.png"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 def format_facts(title: str, facts: list[Fact]) -> str:
     rows = [(("✔" if f.ok else "✘"), f.claim, str(f.ours), str(f.reference)) for f in facts]
     w1 = max(len(r[1]) for r in rows)
