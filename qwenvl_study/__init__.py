@@ -25,6 +25,10 @@ from .resolution import count_image_tokens, count_video_tokens, smart_resize
 # -- lessons 02-03: positions (rope.py) ---------------------------------------------------------
 from .rope import vision_position_ids
 
+# -- lesson 04: the vision encoder (attention.py, vision.py) ------------------------------------
+from .attention import attention, block_diagonal_mask, cu_seqlens_from_grid
+from .vision import VisionTransformer
+
 # -- lessons 07-08: media, chat, grounding (media.py, chat.py, grounding.py) ---------------------
 from .chat import CHAT_TEMPLATE, SPECIAL_TOKENS, build_prompt, expand_vision_pads, load_tokenizer, prepare_inputs
 from .grounding import GroundedBox, draw_boxes, format_grounding, from_normalized, parse_grounding, to_normalized
@@ -85,4 +89,8 @@ __all__ = [
     "internvl_tile_grid",
     "pixel_shuffle",
     "token_budget",
+    "attention",
+    "block_diagonal_mask",
+    "cu_seqlens_from_grid",
+    "VisionTransformer",
 ]

@@ -28,6 +28,7 @@ __all__ = [
     "PRESETS",
     "ParameterCount",
     "load_config",
+    "vision_config_from_hf",
     "count_parameters",
     "model_structure",
     "QWEN_VL_VS_QWEN2_VL",
@@ -235,6 +236,27 @@ _TOKEN_KEYS = ("bos_token_id", "eos_token_id", "vision_start_token_id", "vision_
                "image_token_id", "video_token_id")
 
 
+def vision_config_from_hf(vision_config: Mapping[str, Any]) -> VisionConfig:
+    """The ``vision_config`` dict of a checkpoint ``config.json`` → :class:`VisionConfig`.
+
+    Reads the published 4.x keys (``in_chans``, ``num_heads``, ``depth``) and the 5.x names
+    (``in_channels``, ``num_attention_heads``, ``num_hidden_layers``, ``rope_parameters.rope_theta``);
+    missing keys take transformers' ``Qwen2VLVisionConfig`` defaults; unknown keys are ignored.
+    """
+    if not isinstance(vision_config, Mapping):
+        raise ValueError(f"vision_config must be a dict (the 'vision_config' of config.json), "
+                         f"got {type(vision_config).__name__}")
+    kwargs = {}
+    for key, value in vision_config.items():
+        key = _VISION_ALIASES.get(key, key)
+        if key in _HF_VISION_DEFAULTS:
+            kwargs[key] = value
+    rope = vision_config.get("rope_parameters") or {}
+    if "rope_theta" in rope:
+        kwargs["rope_theta"] = rope["rope_theta"]
+    return VisionConfig(**{**_HF_VISION_DEFAULTS, **kwargs})
+
+
 def load_config(source: str | Path | Mapping[str, Any]) -> Qwen2VLConfig:
     """Read a checkpoint's ``config.json`` (a directory, the file, or an already-parsed dict).
 
@@ -278,15 +300,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> Qwen2VLConfig:
                                                              _HF_TEXT_DEFAULTS["num_attention_heads"])
     text = TextConfig(**{**_HF_TEXT_DEFAULTS, **text_kwargs})
 
-    vision_kwargs = {}
-    for key, value in vision_src.items():
-        key = _VISION_ALIASES.get(key, key)
-        if key in _HF_VISION_DEFAULTS:
-            vision_kwargs[key] = value
-    vision_rope = vision_src.get("rope_parameters") or {}
-    if "rope_theta" in vision_rope:
-        vision_kwargs["rope_theta"] = vision_rope["rope_theta"]
-    vision = VisionConfig(**{**_HF_VISION_DEFAULTS, **vision_kwargs})
+    vision = vision_config_from_hf(vision_src)
 
     tie = raw.get("tie_word_embeddings")
     if tie is None:

@@ -59,6 +59,11 @@ __all__ = [
     "open_clip_loss",
     "OPEN_CLIP_UNAVAILABLE",
     "qwen_vl_resampler_reference",
+    "hf_vision_config",
+    "hf_vision_model",
+    "hf_vision_forward",
+    "hf_vision_cu_seqlens",
+    "hf_eager_attention",
 ]
 
 
@@ -665,3 +670,81 @@ def qwen_vl_resampler_reference(resampler: Any, x: torch.Tensor) -> tuple[torch.
     out = mha(q.unsqueeze(1).repeat(1, kv.shape[1], 1) + pos.unsqueeze(1), kv + key_pos.unsqueeze(1), kv,
               need_weights=False)[0]
     return out.permute(1, 0, 2), pos
+
+
+# --- lesson 04: vision encoder ---------------------------------------------------------------
+def hf_vision_config(vision: VisionConfig, attn_implementation: str = "eager") -> Any:
+    """transformers' ``Qwen2VLVisionConfig`` for our vision config (via the published 4.x dict)."""
+    from dataclasses import replace
+
+    from transformers import Qwen2VLConfig as HFConfig
+
+    from .config import tiny_config
+
+    base = tiny_config()  # any valid LLM: only the vision part is used
+    d = replace(base, vision=replace(vision, hidden_size=base.text.hidden_size)).to_hf_dict()
+    d["vision_config"]["hidden_size"] = vision.hidden_size  # the merger's output width
+    with quiet():
+        cfg = HFConfig(**d).vision_config
+    cfg.rope_parameters["rope_theta"] = vision.rope_theta
+    cfg._attn_implementation = attn_implementation
+    return cfg
+
+
+def hf_vision_model(vision: VisionConfig, state_dict: dict[str, torch.Tensor] | None = None,
+                    attn_implementation: str = "eager", meta: bool = False) -> Any:
+    """transformers' ``Qwen2VisionTransformerPretrainedModel`` for ``vision``, in eval mode.
+
+    ``meta=True``: on the meta device (names and shapes only, no memory, no weights).
+    ``state_dict=None``: the reference's own random init (``_init_weights``, std 0.02).
+    With a state dict (e.g. ``ours.state_dict()``): the tower is built on the meta device and the
+    tensors are *assigned*, so it shares storage with ours — no second copy of the weights (the 2B
+    tower is 2.7 GB in fp32); its rotary table (a non-persistent buffer) is then rebuilt for real.
+    """
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import (Qwen2VisionTransformerPretrainedModel,
+                                                                Qwen2VLVisionRotaryEmbedding)
+
+    cfg = hf_vision_config(vision, attn_implementation)
+    if meta:
+        with quiet(), torch.device("meta"):
+            return Qwen2VisionTransformerPretrainedModel._from_config(cfg).eval()
+    with quiet():
+        if state_dict is None:
+            model = Qwen2VisionTransformerPretrainedModel._from_config(cfg)
+        else:
+            with torch.device("meta"):
+                model = Qwen2VisionTransformerPretrainedModel._from_config(cfg)
+            result = model.load_state_dict(dict(state_dict), strict=True, assign=True)
+            assert not result.missing_keys and not result.unexpected_keys, result
+            model.rotary_pos_emb = Qwen2VLVisionRotaryEmbedding(cfg)
+    meta = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if meta:
+        raise ValueError(f"hf_vision_model: tensors left on the meta device: {meta}")
+    return model.eval()
+
+
+def hf_vision_forward(model: Any, pixel_values: torch.Tensor, grid_thw: torch.Tensor,
+                      output_hidden_states: bool = False) -> Any:
+    """Run the reference tower; ``.pooler_output`` = merged tokens, ``.last_hidden_state`` = pre-merger."""
+    with quiet():
+        return model(pixel_values, grid_thw=grid_thw, output_hidden_states=output_hidden_states)
+
+
+def hf_vision_cu_seqlens(grid_thw: torch.Tensor) -> torch.Tensor:
+    """transformers' packed-attention segment boundaries for ``grid_thw`` (one per temporal slice)."""
+    from transformers.vision_utils import get_vision_cu_seqlens
+
+    return get_vision_cu_seqlens(torch.as_tensor(grid_thw))
+
+
+def hf_eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                       scale: float) -> torch.Tensor:
+    """transformers' ``eager_attention_forward`` (with its ``repeat_kv`` for GQA): ``q [B, Hq, L, hd]``,
+    ``k, v [B, Hkv, S, hd]``, additive float ``mask`` → ``[B, Hq, L, hd]`` (our layout)."""
+    from types import SimpleNamespace
+
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import eager_attention_forward
+
+    module = SimpleNamespace(num_key_value_groups=q.shape[1] // k.shape[1], training=False)
+    out, _ = eager_attention_forward(module, q, k, v, mask, scaling=scale)
+    return out.transpose(1, 2)  # the reference returns [B, L, H, hd]

@@ -109,12 +109,16 @@ def vision_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float = 100
 def apply_rotary_vision(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate ``q, k [N, heads, hd]`` by ``cos, sin [N, hd]``; computed in float32, cast back."""
-    dtype = q.dtype
     cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()  # [N, 1, hd]
-    qf, kf = q.float(), k.float()
-    q_out = qf * cos + rotate_half(qf) * sin
-    k_out = kf * cos + rotate_half(kf) * sin
-    return q_out.to(dtype), k_out.to(dtype)
+    return _rotate_vision(q, cos, sin), _rotate_vision(k, cos, sin)
+
+
+def _rotate_vision(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x·cos + rotate_half(x)·sin in float32 — the reference's arithmetic (bit for bit) with 3 fresh
+    buffers instead of 5 (in-place products); ``.float()`` is a no-op for float32 input."""
+    xf = x.float()
+    out = xf * cos  # [N, H, hd]
+    return out.add_(rotate_half(xf).mul_(sin)).to(x.dtype)  # + rotate_half(x) * sin
 
 
 # ---------------------------------------------------------------------------------------------

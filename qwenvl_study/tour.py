@@ -300,6 +300,73 @@ def _lessons09_10_figures(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Lesson 04 — the vision encoder
+# ---------------------------------------------------------------------------------------------
+PACKED_EXAMPLE = [[1, 4, 6], [2, 2, 4], [1, 2, 2]]  # image, 2-slice video, image: packed in one sequence
+
+
+@section("Vision encoder (lesson 04)")
+def _lesson04() -> list[Fact]:
+    import torch
+
+    from . import reference as ref
+    from .attention import cu_seqlens_from_grid
+    from .config import QWEN2_VL_2B, count_parameters, tiny_config
+    from .vision import VisionTransformer
+
+    facts = []
+    grid = torch.tensor(PACKED_EXAMPLE)
+    cu = cu_seqlens_from_grid(grid)
+    hf_cu = ref.hf_vision_cu_seqlens(grid)
+    facts.append(Fact("cu_seqlens of image + 2-slice video + image", cu.tolist(), hf_cu.tolist(),
+                      torch.equal(cu, hf_cu)))
+    vision = tiny_config().vision
+    n = int(grid.prod(-1).sum())
+    pv = torch.randn(n, vision.patch_dim, generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for backend in ("eager", "sdpa"):
+        ours = VisionTransformer.random(vision, std=0.1, attn_backend=backend)
+        theirs = ref.hf_vision_model(vision, ours.state_dict(), attn_implementation=backend)
+        with torch.no_grad():
+            outs[backend] = ours(pv, grid)
+            hf = ref.hf_vision_forward(theirs, pv, grid).pooler_output
+        err = (outs[backend] - hf).abs().max().item()
+        facts.append(Fact(f"tiny tower, packed images + video, {backend}: max |ours - transformers|",
+                          f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+        if backend == "sdpa":
+            with torch.no_grad():
+                alone = torch.cat([ours(rows, g[None]) for rows, g in zip(pv.split(grid.prod(-1).tolist()), grid)])
+            err = (alone - outs["sdpa"]).abs().max().item()
+            facts.append(Fact("packed == each image / video encoded alone", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+    err = (outs["eager"] - outs["sdpa"]).abs().max().item()
+    facts.append(Fact("backends agree: eager vs sdpa", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+    with torch.device("meta"):
+        two_b = VisionTransformer(QWEN2_VL_2B.vision)
+    ours_n = sum(p.numel() for p in two_b.parameters())
+    hf_visual = ref.hf_meta_model(QWEN2_VL_2B).model.visual
+    hf_n = sum(p.numel() for p in hf_visual.parameters())
+    facts.append(Fact("2B ViT parameters (our module on meta)", f"{ours_n:,}",
+                      f"{hf_n:,} (count_parameters {count_parameters(QWEN2_VL_2B).vision:,})",
+                      ours_n == hf_n == count_parameters(QWEN2_VL_2B).vision))
+    names, hf_names = set(two_b.state_dict()), set(hf_visual.state_dict())
+    facts.append(Fact("2B ViT tensors, named as the checkpoint's visual.*", len(names), len(hf_names),
+                      names == hf_names and len(names) == 391))
+    return facts
+
+
+@figure
+def _lesson04_figures(out: Path) -> list[Path]:
+    from . import viz
+
+    return [
+        viz.savefig(viz.draw_block_mask(PACKED_EXAMPLE), out / "04_block_mask.png"),
+        viz.savefig(viz.draw_temporal_slices(viz.toy_video(4)), out / "04_video_tubes.png"),
+        viz.savefig(viz.plot_attention_memory([256, 320, 320, 192, 192, 400, 144, 384]),
+                    out / "04_attention_memory.png"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 def format_facts(title: str, facts: list[Fact]) -> str:
     rows = [(("✔" if f.ok else "✘"), f.claim, str(f.ours), str(f.reference)) for f in facts]
     w1 = max(len(r[1]) for r in rows)

@@ -24,3 +24,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread (opt-in): on a busy 2-core machine OpenMP synchronisation costs more than a
+    second thread saves — for small tensors always, and for the 2B tower's GEMMs under load too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

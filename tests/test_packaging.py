@@ -38,7 +38,9 @@ def test_public_api_names_are_exported():
                  "MEDIA_PRESETS", "VideoPlan", "preprocess_video", "build_prompt", "expand_vision_pads",
                  "prepare_inputs", "load_tokenizer", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "GroundedBox",
                  "to_normalized", "from_normalized", "format_grounding", "parse_grounding", "draw_boxes",
-                 "internvl_tile_grid", "pixel_shuffle", "clip_loss", "token_budget", "format_budget"]:
+                 "internvl_tile_grid", "pixel_shuffle", "clip_loss", "token_budget", "format_budget",
+                 # lesson 04
+                 "VisionTransformer", "attention", "block_diagonal_mask", "cu_seqlens_from_grid"]:
         assert hasattr(qwenvl_study, name), name
         assert name in qwenvl_study.__all__
 
