@@ -23,7 +23,7 @@ from .patching import PatchEmbed, patchify, preprocess_image, preprocess_video
 from .resolution import count_image_tokens, count_video_tokens, smart_resize
 
 # -- lessons 02-03: positions (rope.py) ---------------------------------------------------------
-from .rope import vision_position_ids
+from .rope import mrope_position_ids, vision_position_ids
 
 # -- lesson 04: the vision encoder (attention.py, vision.py) ------------------------------------
 from .attention import attention, block_diagonal_mask, cu_seqlens_from_grid
@@ -63,6 +63,7 @@ __all__ = [
     "count_video_tokens",
     "smart_resize",
     "vision_position_ids",
+    "mrope_position_ids",
     "preprocess_video",
     "CHAT_TEMPLATE",
     "SPECIAL_TOKENS",

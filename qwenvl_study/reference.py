@@ -23,6 +23,7 @@ import torch
 
 from .config import ParameterCount, Qwen2VLConfig, VisionConfig
 from .resolution import MAX_PIXELS, MIN_PIXELS
+from .rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
 
 __all__ = [
     "transformers_version",
@@ -64,6 +65,14 @@ __all__ = [
     "hf_vision_forward",
     "hf_vision_cu_seqlens",
     "hf_eager_attention",
+    "hf_vision_position_ids",
+    "hf_vision_cos_sin",
+    "hf_apply_rotary_vision",
+    "hf_mrope_cos_sin",
+    "hf_apply_mrope",
+    "hf_rope_model",
+    "hf_rope_index",
+    "mm_token_type_ids",
 ]
 
 
@@ -748,3 +757,98 @@ def hf_eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: 
     module = SimpleNamespace(num_key_value_groups=q.shape[1] // k.shape[1], training=False)
     out, _ = eager_attention_forward(module, q, k, v, mask, scaling=scale)
     return out.transpose(1, 2)  # the reference returns [B, L, H, hd]
+
+
+# --- lessons 02-03: positions ---------------------------------------------------------------------
+def hf_vision_position_ids(grid_thw: torch.Tensor, spatial_merge_size: int = 2) -> torch.Tensor:
+    """transformers' (row, col) of every patch in ``pixel_values`` order: ``vision_utils.get_vision_position_ids``."""
+    from transformers.vision_utils import get_vision_position_ids
+
+    return get_vision_position_ids(torch.as_tensor(grid_thw), spatial_merge_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _hf_vision_rotary(head_dim: int) -> Any:
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLVisionRotaryEmbedding
+
+    vision = VisionConfig(embed_dim=2 * head_dim, num_heads=2, depth=1, hidden_size=64)
+    with quiet():
+        return Qwen2VLVisionRotaryEmbedding(hf_config(tiny_with_vision(vision)).vision_config)
+
+
+def hf_vision_cos_sin(position_ids: torch.Tensor, head_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos, sin [N, head_dim]`` from transformers' ``Qwen2VLVisionRotaryEmbedding`` (theta 10000)."""
+    return _hf_vision_rotary(head_dim)(torch.zeros(1), position_ids)
+
+
+def hf_apply_rotary_vision(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' ``apply_rotary_pos_emb_vision`` (q, k ``[N, heads, head_dim]``)."""
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb_vision
+
+    return apply_rotary_pos_emb_vision(q, k, cos, sin)
+
+
+@functools.lru_cache(maxsize=8)
+def _hf_text_rotary(head_dim: int, theta: float, section: tuple[int, int, int]) -> Any:
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLRotaryEmbedding
+
+    with quiet():
+        return Qwen2VLRotaryEmbedding(hf_config(tiny_with_text(head_dim=head_dim, theta=theta,
+                                                               section=section)).text_config)
+
+
+def hf_mrope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float, mrope_section: tuple[int, int, int]
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos, sin [B, L, head_dim]`` for ``[3, B, L]`` ids from transformers' ``Qwen2VLRotaryEmbedding``."""
+    return _hf_text_rotary(head_dim, float(theta), tuple(mrope_section))(torch.zeros(1), position_ids)
+
+
+def hf_apply_mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' ``apply_rotary_pos_emb`` (q, k ``[B, heads, L, head_dim]``)."""
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb
+
+    return apply_rotary_pos_emb(q, k, cos, sin)
+
+
+@functools.lru_cache(maxsize=4)
+def hf_rope_model(spatial_merge_size: int = 2) -> Any:
+    """transformers' ``Qwen2VLModel`` (tiny config, meta device: no memory), built once per merge size.
+
+    Its ``get_rope_index`` is an instance method that only reads
+    ``config.vision_config.spatial_merge_size`` and calls ``self.get_vision_position_ids``.
+    """
+    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
+
+    from .config import tiny_config
+
+    cfg = hf_config(tiny_config())
+    cfg.vision_config.spatial_merge_size = spatial_merge_size
+    with quiet(), torch.device("meta"):
+        return Qwen2VLModel(cfg).eval()
+
+
+def mm_token_type_ids(input_ids: torch.Tensor, *, image_token_id: int = IMAGE_TOKEN_ID,
+                      video_token_id: int = VIDEO_TOKEN_ID) -> torch.Tensor:
+    """What the 5.x processor returns next to ``input_ids``: 1 on image pad tokens, 2 on video pad tokens, else 0."""
+    types = torch.zeros_like(input_ids, dtype=torch.int)  # [B, L]
+    types[input_ids == image_token_id] = 1
+    types[input_ids == video_token_id] = 2
+    return types
+
+
+def hf_rope_index(input_ids: torch.Tensor, image_grid_thw: torch.Tensor | None = None,
+                  video_grid_thw: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, *,
+                  spatial_merge_size: int = 2, image_token_id: int = IMAGE_TOKEN_ID,
+                  video_token_id: int = VIDEO_TOKEN_ID) -> tuple[torch.Tensor, torch.Tensor]:
+    """transformers' (installed, 5.x) ``Qwen2VLModel.get_rope_index``: ``(position_ids [3, B, L], deltas [B, 1])``.
+
+    Its conventions differ from the release-time reference (ours): masked places get 0, deltas
+    use the unpadded length, and after a vision segment it advances by max(h', w') only.
+    """
+    model = hf_rope_model(spatial_merge_size)
+    types = mm_token_type_ids(input_ids, image_token_id=image_token_id, video_token_id=video_token_id)
+    with torch.no_grad():
+        return model.get_rope_index(input_ids, types, image_grid_thw=image_grid_thw,
+                                    video_grid_thw=video_grid_thw, attention_mask=attention_mask)

@@ -367,6 +367,100 @@ def _lesson04_figures(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Lessons 02–03 — positions: vision 2D-RoPE and M-RoPE
+# ---------------------------------------------------------------------------------------------
+# A 2-minute 1080p video at 2 fps under the paper's 16384-token cap (notebook 03 derives it with
+# qwen-vl-utils' per-frame budget): 120 temporal patches of 16 x 30 patches (8 x 15 merged).
+LONG_VIDEO_GRID = (120, 16, 30)
+
+
+@section("Positions: vision 2D-RoPE and M-RoPE (lessons 02–03)")
+def _lessons02_03() -> list[Fact]:
+    import torch
+
+    from . import reference as ref
+    from .config import QWEN2_VL_2B
+    from .rope import (VIDEO_TOKEN_ID, apply_rotary_vision, mrope_cos_sin, mrope_position_ids, rope_cos_sin,
+                       segments_to_batch, vision_cos_sin, vision_position_ids)
+
+    facts = []
+    grids = torch.tensor([[1, 4, 6], [2, 6, 4], [3, 8, 10]])
+    ids = vision_position_ids(grids)
+    facts.append(Fact("vision (row, col) ids of 3 grids (merge groups adjacent)", tuple(ids.shape),
+                      "equal" if torch.equal(ids, ref.hf_vision_position_ids(grids)) else "differ",
+                      torch.equal(ids, ref.hf_vision_position_ids(grids))))
+    head_dim, heads = QWEN2_VL_2B.vision.head_dim, QWEN2_VL_2B.vision.num_heads
+    cos, sin = vision_cos_sin(ids, head_dim)
+    hcos, hsin = ref.hf_vision_cos_sin(ids, head_dim)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, len(ids), heads, head_dim, generator=g)
+    err = max((a - b).abs().max().item() for a, b in zip(apply_rotary_vision(q, k, cos, sin),
+                                                          ref.hf_apply_rotary_vision(q, k, hcos, hsin)))
+    facts.append(Fact(f"2D-RoPE on q/k (head_dim {head_dim}: 20 row + 20 column pairs), max |ours - ref|",
+                      f"{err:.1e}", "≤ 1e-6", err <= 1e-6))
+    batch = segments_to_batch([[("text", 5), ("image", (1, 8, 12)), ("text", 3), ("video", (4, 8, 8)), ("text", 2)],
+                               [("text", 2), ("image", (1, 4, 4)), ("text", 6)],
+                               [("video", (2, 6, 10)), ("text", 1)]], pad_side="left")
+    ours, deltas = mrope_position_ids(**batch)
+    theirs, hf_deltas = ref.hf_rope_index(**batch)
+    real = batch["attention_mask"].bool()
+    same = torch.equal(ours[:, real], theirs[:, real])
+    facts.append(Fact("M-RoPE ids, left-padded mixed batch (videos with t ≤ max(h', w')), real tokens",
+                      f"{int(real.sum())} tokens", "equal" if same else "differ", same))
+    relation = torch.equal(hf_deltas, deltas + (real.shape[1] - real.sum(-1, keepdim=True)))
+    facts.append(Fact("deltas (padded length) vs 5.x (unpadded): delta_5x = ours + L - n_real",
+                      deltas.flatten().tolist(), hf_deltas.flatten().tolist(), relation))
+    long = segments_to_batch([[("text", 4), ("video", LONG_VIDEO_GRID), ("text", 4)]])
+    ours, _ = mrope_position_ids(**long)
+    theirs, _ = ref.hf_rope_index(**long)
+    pads = long["input_ids"][0] == VIDEO_TOKEN_ID
+    after = int(pads.nonzero().max()) + 1
+    video_max = int(ours[:, 0, pads].max())
+    ok = int(ours[0, 0, after]) == video_max + 1 and int(theirs[0, 0, after]) <= video_max
+    t, h, w = LONG_VIDEO_GRID
+    facts.append(Fact(f"id after a {t}x{h}x{w} video (t={t} > max(h', w')={max(h, w) // 2}; video max {video_max})",
+                      f"{int(ours[0, 0, after])} (paper: max + 1)",
+                      f"{int(theirs[0, 0, after])} (5.x: inside the video's range)", ok))
+    image = segments_to_batch([[("image", (1, 78, 138))]])  # 1920x1080 → 78x138 patches
+    _, d = mrope_position_ids(**image)
+    _, hd = ref.hf_rope_index(**image)
+    L = image["input_ids"].shape[1]
+    facts.append(Fact("1080p image: next id (M-RoPE vs 1D = one per token)", f"{int(d) + L} (1D: {L:,})",
+                      int(hd) + L, int(d) + L == int(hd) + L))
+    text = segments_to_batch([[("text", 9)], [("text", 4)]], pad_side="left")
+    tids, _ = mrope_position_ids(**text)
+    tcfg = QWEN2_VL_2B.text
+    mc, ms = mrope_cos_sin(tids, tcfg.head_dim, tcfg.rope_theta, tcfg.mrope_section)
+    rc, rs = rope_cos_sin(tids[0], tcfg.head_dim, tcfg.rope_theta)
+    one_d = torch.equal(mc, rc) and torch.equal(ms, rs)
+    facts.append(Fact("text only: M-RoPE cos/sin == 1D RoPE cos/sin", one_d, "bit-equal", one_d))
+    return facts
+
+
+@figure
+def _lessons02_03_figures(out: Path) -> list[Path]:
+    from . import reference as ref
+    from . import viz
+    from .config import QWEN2_VL_2B
+    from .rope import mrope_position_ids, segments_to_batch
+
+    fig3 = segments_to_batch([[("text", 3), ("image", (1, 4, 6)), ("text", 2), ("video", (3, 4, 6)), ("text", 3)]])
+    ids, _ = mrope_position_ids(**fig3)
+    long = segments_to_batch([[("text", 10), ("video", LONG_VIDEO_GRID), ("text", 20)]])
+    ours, _ = mrope_position_ids(**long)
+    theirs, _ = ref.hf_rope_index(**long)
+    tcfg = QWEN2_VL_2B.text
+    return [
+        viz.savefig(viz.draw_vision_position_ids(6, 8), out / "02_vision_position_ids.png"),
+        viz.savefig(viz.plot_vision_rotary_angles(8, 8, QWEN2_VL_2B.vision.head_dim), out / "02_rotary_angles.png"),
+        viz.savefig(viz.plot_mrope_ids(ids[:, 0], fig3["input_ids"][0]), out / "03_mrope_figure3.png"),
+        viz.savefig(viz.plot_rope_drift(ours[:, 0], theirs[:, 0], long["input_ids"][0]), out / "03_drift.png"),
+        viz.savefig(viz.plot_mrope_sections(tcfg.mrope_section, tcfg.head_dim, tcfg.rope_theta),
+                    out / "03_mrope_sections.png"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 def format_facts(title: str, facts: list[Fact]) -> str:
     rows = [(("✔" if f.ok else "✘"), f.claim, str(f.ours), str(f.reference)) for f in facts]
     w1 = max(len(r[1]) for r in rows)

@@ -46,6 +46,13 @@ __all__ = [
     "toy_video",
     "plot_attention_memory",
     "plot_layer_errors",
+    "draw_vision_position_ids",
+    "plot_vision_rotary_angles",
+    "plot_relative_scores",
+    "plot_mrope_ids",
+    "plot_position_budget",
+    "plot_rope_drift",
+    "plot_mrope_sections",
 ]
 
 MERGE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -918,4 +925,283 @@ def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: f
     ax.set_ylabel("max |ours - transformers|")
     ax.set_title("Hidden states, layer by layer (bars at 1e-12 are exactly equal)", fontsize=9)
     ax.legend(fontsize=8)
+    return fig
+
+
+"""Figures the notebooks and the demo share (matplotlib; each function returns its Figure).
+
+Every figure is computed from the package's own functions — a drawing never restates a number
+by hand. Sections: dynamic resolution (lesson 01); positions (lessons 02–03). Later lessons add theirs below.
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Lessons 02–03 — positions (vision 2D-RoPE, M-RoPE)
+# --------------------------------------------------------------------------------------------
+ROPE_ROW_COLOURS = {"t": "#d62728", "h": "#1f77b4", "w": "#2ca02c"}
+
+
+SEGMENT_COLOURS = {"image": "#1f77b4", "video": "#ff7f0e"}
+
+
+def _annotate_grid(ax, values: np.ndarray, fontsize: int = 8) -> None:
+    lo, hi = float(values.min()), float(values.max())
+    for (i, j), v in np.ndenumerate(values):
+        ax.text(j, i, f"{v:g}", ha="center", va="center", fontsize=fontsize,
+                color="white" if hi > lo and (v - lo) / (hi - lo) < 0.5 else "black")
+
+
+def draw_vision_position_ids(grid_h: int = 6, grid_w: int = 8, spatial_merge_size: int = MERGE_SIZE):
+    """Row and column id of every patch (heatmaps), and both ids in the order ``pixel_values`` lists them."""
+    plt = _plt()
+    from matplotlib.patches import Rectangle
+
+    from .rope import vision_position_ids
+
+    rc = vision_position_ids([[1, grid_h, grid_w]], spatial_merge_size).numpy()  # [N, 2] processor order
+    rows = np.zeros((grid_h, grid_w), dtype=int)
+    cols = np.zeros((grid_h, grid_w), dtype=int)
+    rows[rc[:, 0], rc[:, 1]] = rc[:, 0]
+    cols[rc[:, 0], rc[:, 1]] = rc[:, 1]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9), gridspec_kw={"width_ratios": [1, 1, 1.5]})
+    for ax, img, what in ((axes[0], rows, "row id → first half of the rotary pairs"),
+                          (axes[1], cols, "column id → second half of the rotary pairs")):
+        ax.imshow(img, cmap="viridis")
+        _annotate_grid(ax, img, fontsize=9)
+        for i in range(0, grid_h, spatial_merge_size):
+            for j in range(0, grid_w, spatial_merge_size):
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), spatial_merge_size, spatial_merge_size, fill=False,
+                                       ec="white", lw=1.5))
+        ax.set_xlabel("patch column")
+        ax.set_ylabel("patch row")
+        ax.set_title(what, fontsize=10)
+    k = np.arange(len(rc))
+    ax = axes[2]
+    ax.step(k, rc[:, 0], where="mid", label="row id", color=ROPE_ROW_COLOURS["h"])
+    ax.step(k, rc[:, 1], where="mid", label="column id", color=ROPE_ROW_COLOURS["w"])
+    group = spatial_merge_size**2
+    for start in range(0, len(rc), 2 * group):
+        ax.axvspan(start - 0.5, start + group - 0.5, color="grey", alpha=0.12, lw=0)
+    ax.set_xlabel("row of pixel_values (the ViT's sequence order)")
+    ax.set_ylabel("id")
+    ax.set_title(f"in sequence order: each {spatial_merge_size}x{spatial_merge_size} merge group "
+                 f"({group} rows, shaded) is contiguous", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"Vision 2D-RoPE ids of a {grid_h}x{grid_w} patch grid (white squares: merge groups)",
+                 fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_vision_rotary_angles(grid_h: int = 8, grid_w: int = 8, head_dim: int = 80, theta: float = 10000.0):
+    """cos(angle) per rotary pair for every patch of a grid (raster order), and the frequencies."""
+    plt = _plt()
+    import torch
+
+    from .rope import inverse_frequencies, vision_rotary_angles
+
+    r, c = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
+    pos = torch.from_numpy(np.stack([r.ravel(), c.ravel()], axis=1))  # [N, 2] raster order
+    angles = vision_rotary_angles(pos, head_dim, theta).numpy()  # [N, head_dim/2]
+    quarter = head_dim // 4
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    ax = axes[0]
+    im = ax.imshow(np.cos(angles), aspect="auto", cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
+    ax.axvline(quarter - 0.5, color="k", lw=1.5)
+    ax.set_xlabel(f"rotary pair (frequency index), {head_dim // 2} pairs for head_dim {head_dim}")
+    ax.set_ylabel(f"patch (raster order, row-major, {grid_w} per row)")
+    ax.set_title(f"cos(angle): pairs 0–{quarter - 1} follow the row (change every {grid_w} patches), "
+                 f"pairs {quarter}–{2 * quarter - 1} the column", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax = axes[1]
+    inv = inverse_frequencies(head_dim // 2, theta).numpy()  # [head_dim/4]
+    ax.semilogy(np.arange(quarter), inv, "o-", color=ROPE_ROW_COLOURS["h"], label="row pairs 0…")
+    ax.semilogy(np.arange(quarter, 2 * quarter), inv, "s-", color=ROPE_ROW_COLOURS["w"], label=f"column pairs {quarter}…")
+    ax.set_xlabel("rotary pair")
+    ax.set_ylabel("radians per patch step")
+    ax.set_title(f"frequencies theta^(-2i/{head_dim // 2}), theta = {theta:g}: the same ladder on both axes",
+                 fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_relative_scores(scores: np.ndarray, grid_h: int, grid_w: int,
+                         anchors: Sequence[tuple[int, int]] = ((3, 3), (6, 8))):
+    """q·k after 2D-RoPE for queries at two anchors against keys everywhere, re-centred on the offset.
+
+    ``scores[i, j]``: query rotated at patch i, key at patch j (raster order of a grid_h x grid_w grid).
+    Plotted against (Δrow, Δcol) the two maps coincide where both are defined.
+    """
+    plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(anchors) + 1, figsize=(4.4 * (len(anchors) + 1), 4.0))
+    lo, hi = float(scores.min()), float(scores.max())
+    extent = (-grid_w + 0.5, grid_w - 0.5, grid_h - 0.5, -grid_h + 0.5)  # Δcol, Δrow in [-(n-1), n-1]
+    centred = []
+    for ax, (ar, ac) in zip(axes, anchors):
+        s = scores[ar * grid_w + ac].reshape(grid_h, grid_w)
+        canvas = np.full((2 * grid_h - 1, 2 * grid_w - 1), np.nan)
+        canvas[grid_h - 1 - ar:2 * grid_h - 1 - ar, grid_w - 1 - ac:2 * grid_w - 1 - ac] = s
+        centred.append(canvas)
+        im = ax.imshow(canvas, cmap="viridis", vmin=lo, vmax=hi, extent=extent)
+        ax.set_title(f"query at (row {ar}, col {ac}): q·k per key", fontsize=10)
+    fig.colorbar(im, ax=axes[len(anchors) - 1], fraction=0.046)
+    diff = np.abs(centred[0] - centred[1])
+    ax = axes[-1]
+    im = ax.imshow(diff, cmap="magma", extent=extent)
+    ax.set_title(f"|difference| where both exist: max {np.nanmax(diff):.1e}", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    for ax in axes:
+        ax.set_xlabel("Δcol = key col − query col")
+        ax.set_ylabel("Δrow = key row − query row")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle("RoPE is relative: after rotation q·k depends only on the (Δrow, Δcol) offset", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _token_kinds(input_ids) -> list[str]:
+    from .rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
+
+    return ["image" if t == IMAGE_TOKEN_ID else "video" if t == VIDEO_TOKEN_ID else "text" for t in input_ids]
+
+
+def _shade_segments(ax, kinds: Sequence[str], x0: int = 0, alpha: float = 0.12) -> None:
+    """Shade the image / video runs of ``kinds`` (token ``x0 + i`` has kind ``kinds[i]``)."""
+    start = 0
+    for i in range(1, len(kinds) + 1):
+        if i == len(kinds) or kinds[i] != kinds[start]:
+            if kinds[start] in SEGMENT_COLOURS:
+                ax.axvspan(x0 + start - 0.5, x0 + i - 0.5, color=SEGMENT_COLOURS[kinds[start]], alpha=alpha, lw=0,
+                           label=kinds[start])
+            start = i
+
+
+def plot_mrope_ids(position_ids, input_ids, title: str = "M-RoPE ids along a sequence"):
+    """The paper's Figure 3: the (t, h, w) ids of every token of one sequence, as numbers and as lines.
+
+    ``position_ids [3, L]`` and ``input_ids [L]`` of one row (real tokens only).
+    """
+    plt = _plt()
+    ids = np.asarray(position_ids)
+    kinds = _token_kinds(list(np.asarray(input_ids)))
+    L = ids.shape[1]
+    fig, axes = plt.subplots(2, 1, figsize=(max(9, 0.42 * L), 5.6), gridspec_kw={"height_ratios": [1, 1.6]},
+                             sharex=True)
+    ax = axes[0]
+    ax.imshow(ids, aspect="auto", cmap="viridis", interpolation="nearest")
+    _annotate_grid(ax, ids, fontsize=8)
+    ax.set_yticks([0, 1, 2], ["t", "h", "w"])
+    ax.set_title(title, fontsize=11)
+    ax = axes[1]
+    _shade_segments(ax, kinds)
+    x = np.arange(L)
+    for row, (name, dx) in enumerate((("t", -0.15), ("h", 0.0), ("w", 0.15))):
+        ax.plot(x + dx, ids[row], "o-", ms=3.5, lw=1, color=ROPE_ROW_COLOURS[name], label=f"{name} id")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), loc="upper left", fontsize=8, ncol=5)
+    ax.set_xlabel("token index (shaded: image / video pad tokens; the rest is text incl. vision_start/end)")
+    ax.set_ylabel("position id")
+    ax.set_xticks(x[:: max(1, L // 40)])
+    fig.tight_layout()
+    return fig
+
+
+def plot_position_budget(items: dict[str, tuple[int, int]]):
+    """Position ids consumed per item: 1D RoPE (one per token) vs M-RoPE (max(t, h', w') + specials)."""
+    plt = _plt()
+    import textwrap
+
+    names = list(items)
+    one_d = [items[n][0] for n in names]
+    mrope = [items[n][1] for n in names]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    b1 = ax.bar(x - 0.2, one_d, 0.4, label="1D RoPE (one id per token)", color="#7f7f7f")
+    b2 = ax.bar(x + 0.2, mrope, 0.4, label="M-RoPE (max(t, h', w') per segment)", color="#2ca02c")
+    for bars in (b1, b2):
+        for bar in bars:
+            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() * 1.08, f"{int(bar.get_height()):,}",
+                    ha="center", fontsize=9)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [textwrap.fill(n, 22) for n in names], fontsize=9)
+    ax.set_ylabel("position ids consumed (log scale)")
+    ax.set_ylim(1, max(one_d) * 4)
+    ax.set_title("M-RoPE reduces position ids: the next text token's id after the item", fontsize=11)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rope_drift(ours, theirs, input_ids, zoom: int = 40):
+    """Temporal id of every token, paper rule vs transformers 5.x, after a long low-resolution video.
+
+    ``ours, theirs [3, L]`` and ``input_ids [L]`` of one row. The band is the video's range of t ids;
+    right panel: the tokens around the video's end, where 5.x resumes inside that band.
+    """
+    plt = _plt()
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    kinds = _token_kinds(list(np.asarray(input_ids)))
+    L = ours.shape[1]
+    x = np.arange(L)
+    pads = np.array([k == "video" for k in kinds])
+    last_pad = int(np.flatnonzero(pads).max())
+    lo, hi = int(ours[0, pads].min()), int(ours[0, pads].max())
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [1.2, 1]})
+    for ax, sl, marker in ((axes[0], slice(0, L), None),
+                           (axes[1], slice(max(0, last_pad - zoom), min(L, last_pad + zoom // 2)), ".")):
+        _shade_segments(ax, kinds[sl], x0=sl.start)
+        ax.axhspan(lo, hi, color="#9467bd", alpha=0.15, lw=0, label=f"the video's t ids {lo}–{hi}")
+        ax.plot(x[sl], ours[0, sl], "-", marker=marker, ms=4, color=ROPE_ROW_COLOURS["t"], lw=1.3,
+                label="paper / transformers 4.45 (ours)")
+        ax.plot(x[sl], theirs[0, sl], "--", marker=marker, ms=4, color="k", lw=1.1, label="transformers 5.x")
+        ax.set_xlabel("token index")
+        ax.set_ylabel("t id")
+        handles, labels = ax.get_legend_handles_labels()
+        unique = dict(zip(labels, handles))
+        ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left")
+    axes[0].set_title("whole sequence: text – long low-res video (shaded) – text", fontsize=10)
+    axes[1].set_title(f"around the video's end: after t = {hi}, 5.x resumes at {int(theirs[0, last_pad + 1])} "
+                      f"(inside the band), the paper at {int(ours[0, last_pad + 1])}", fontsize=10)
+    fig.suptitle("The drift: transformers 5.x advances by max(h', w') after a video, ignoring its t", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_mrope_sections(mrope_section: Sequence[int] = (16, 24, 24), head_dim: int = 128, theta: float = 1e6):
+    """Which id row (t / h / w) each rotary pair reads, and the pair's frequency."""
+    plt = _plt()
+    from .rope import inverse_frequencies
+
+    pairs = head_dim // 2
+    owner = np.repeat(np.arange(3), mrope_section)  # [pairs]
+    inv = inverse_frequencies(head_dim, theta).numpy()  # [pairs]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 4.8), gridspec_kw={"height_ratios": [2.2, 1]}, sharex=False)
+    ax = axes[0]
+    names = ("t", "h", "w")
+    for s, name in enumerate(names):
+        sel = owner == s
+        ax.bar(np.arange(pairs)[sel], inv[sel], color=ROPE_ROW_COLOURS[name], width=0.85,
+               label=f"{name}: {mrope_section[s]} pairs")
+    ax.set_yscale("log")
+    ax.set_xlim(-1, pairs)
+    ax.set_xlabel(f"rotary pair j (frequency theta^(-2j/{head_dim}), theta = {theta:g})")
+    ax.set_ylabel("radians per position step")
+    ax.set_title(f"mrope_section {list(mrope_section)}: pair j rotates by the t, h or w id "
+                 "(high frequencies for time, low ones for space)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    dims = np.concatenate([owner, owner])  # [head_dim] the angle vector is duplicated (rotate_half layout)
+    from matplotlib.colors import ListedColormap
+
+    ax.imshow(dims[None, :], aspect="auto", cmap=ListedColormap([ROPE_ROW_COLOURS[n] for n in names]),
+              interpolation="nearest")
+    ax.set_yticks([])
+    ax.set_xlabel(f"head dimension (0–{head_dim - 1}): dims d and d + {pairs} rotate together")
+    ax.set_title("over the head: [t h w | t h w]", fontsize=10)
+    fig.tight_layout()
     return fig

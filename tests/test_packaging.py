@@ -32,7 +32,7 @@ def test_torch_stays_on_the_cpu_wheel_line():
 def test_public_api_names_are_exported():
     for name in ["smart_resize", "count_image_tokens", "count_video_tokens", "preprocess_image", "patchify",
                  "count_parameters", "load_config", "QWEN2_VL_2B", "QWEN2_VL_7B", "QWEN2_VL_72B",
-                 "VisionConfig", "TextConfig", "Qwen2VLConfig", "vision_position_ids",
+                 "VisionConfig", "TextConfig", "Qwen2VLConfig", "vision_position_ids", "mrope_position_ids",
                  # lessons 07-08: media, chat, grounding
                  "process_vision_info", "fetch_image", "fetch_video", "plan_video", "smart_nframes", "MediaDefaults",
                  "MEDIA_PRESETS", "VideoPlan", "preprocess_video", "build_prompt", "expand_vision_pads",

@@ -5,7 +5,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qwenvl_study import reference as ref
-from qwenvl_study.config import VisionConfig
 from qwenvl_study.rope import (apply_mrope, apply_rotary_vision, mrope_cos_sin, rope_cos_sin, vision_cos_sin,
                                vision_position_ids)
 
@@ -15,12 +14,10 @@ grids = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 6).map(lambda x: 2 
 
 @given(grid=grids)
 def test_vision_position_ids_equal_transformers(grid):
-    from transformers.vision_utils import get_vision_position_ids
-
     g = torch.tensor(grid)
     ours = vision_position_ids(g)
     assert ours.dtype == torch.long and ours.shape == (int(g.prod(-1).sum()), 2)
-    assert torch.equal(ours, get_vision_position_ids(g, 2))
+    assert torch.equal(ours, ref.hf_vision_position_ids(g, 2))
 
 
 def test_vision_position_ids_follow_the_processor_row_order():
@@ -31,21 +28,15 @@ def test_vision_position_ids_follow_the_processor_row_order():
 
 @given(grid=grids, head_dim=st.sampled_from([16, 40, 80]))
 def test_vision_rotary_equals_transformers(grid, head_dim):
-    from transformers.models.qwen2_vl.modeling_qwen2_vl import (Qwen2VLVisionRotaryEmbedding,
-                                                                apply_rotary_pos_emb_vision)
-
     heads = 2
-    vcfg = VisionConfig(embed_dim=head_dim * heads, num_heads=heads, depth=1, hidden_size=64)
-    hf_vision_cfg = ref.hf_config(ref.tiny_with_vision(vcfg)).vision_config
     pos = vision_position_ids(torch.tensor(grid))
     n = pos.shape[0]
-    rot = Qwen2VLVisionRotaryEmbedding(hf_vision_cfg)
-    hcos, hsin = rot(torch.zeros(1), pos)
+    hcos, hsin = ref.hf_vision_cos_sin(pos, head_dim)
     cos, sin = vision_cos_sin(pos, head_dim)
     assert (cos - hcos).abs().max() <= 1e-6 and (sin - hsin).abs().max() <= 1e-6
     q, k = torch.randn(n, heads, head_dim), torch.randn(n, heads, head_dim)
     ours = apply_rotary_vision(q, k, cos, sin)
-    theirs = apply_rotary_pos_emb_vision(q, k, hcos, hsin)
+    theirs = ref.hf_apply_rotary_vision(q, k, hcos, hsin)
     for a, b in zip(ours, theirs):
         assert (a - b).abs().max() <= 1e-6
 
@@ -59,24 +50,15 @@ def test_vision_rotary_first_half_rows_second_half_columns():
     assert torch.equal(cos[:, :40], cos[:, 40:])  # the angle vector is duplicated (rotate_half layout)
 
 
-def _mrope_reference(position_ids, head_dim, theta, section):
-    from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLRotaryEmbedding
-
-    cfg = ref.hf_config(ref.tiny_with_text(head_dim=head_dim, theta=theta, section=section)).text_config
-    return Qwen2VLRotaryEmbedding(cfg)(torch.zeros(1, dtype=torch.float32), position_ids)
-
-
 @given(b=st.integers(1, 3), length=st.integers(1, 40), seed=st.integers(0, 1000))
 def test_mrope_cos_sin_and_application_equal_transformers(b, length, seed):
-    from transformers.models.qwen2_vl.modeling_qwen2_vl import apply_rotary_pos_emb
-
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, 5000, (3, b, length), generator=g)
     cos, sin = mrope_cos_sin(ids, 128, 1e6, (16, 24, 24))
-    hcos, hsin = _mrope_reference(ids, 128, 1e6, (16, 24, 24))
+    hcos, hsin = ref.hf_mrope_cos_sin(ids, 128, 1e6, (16, 24, 24))
     assert (cos - hcos).abs().max() <= 1e-6 and (sin - hsin).abs().max() <= 1e-6
     q, k = torch.randn(b, 12, length, 128, generator=g), torch.randn(b, 2, length, 128, generator=g)
-    for a, c in zip(apply_mrope(q, k, cos, sin), apply_rotary_pos_emb(q, k, hcos, hsin)):
+    for a, c in zip(apply_mrope(q, k, cos, sin), ref.hf_apply_mrope(q, k, hcos, hsin)):
         assert (a - c).abs().max() <= 1e-5
 
 
