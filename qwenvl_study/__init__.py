@@ -29,6 +29,10 @@ from .rope import mrope_position_ids, vision_position_ids
 from .attention import attention, block_diagonal_mask, cu_seqlens_from_grid
 from .vision import VisionTransformer
 
+# -- lessons 05-06: the language model, the whole model, checkpoints ---------------------------
+from .checkpoint import load_pretrained
+from .model import Qwen2VL
+
 # -- lessons 07-08: media, chat, grounding (media.py, chat.py, grounding.py) ---------------------
 from .chat import CHAT_TEMPLATE, SPECIAL_TOKENS, build_prompt, expand_vision_pads, load_tokenizer, prepare_inputs
 from .grounding import GroundedBox, draw_boxes, format_grounding, from_normalized, parse_grounding, to_normalized
@@ -94,4 +98,6 @@ __all__ = [
     "block_diagonal_mask",
     "cu_seqlens_from_grid",
     "VisionTransformer",
+    "Qwen2VL",
+    "load_pretrained",
 ]

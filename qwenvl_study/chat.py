@@ -50,6 +50,8 @@ __all__ = [
     "split_special_tokens",
     "load_tokenizer",
     "prepare_inputs",
+    "mm_token_type_ids",
+    "model_inputs",
 ]
 
 # The published Qwen2-VL-Instruct special tokens (tokenizer_config.json ``added_tokens_decoder``).
@@ -257,8 +259,27 @@ def prepare_inputs(
         ids = encoded["input_ids"]  # [1, L]
         out["input_ids"] = ids
         out["attention_mask"] = encoded.get("attention_mask", torch.ones_like(ids))
-        types = torch.zeros_like(ids)
-        types[ids == SPECIAL_TOKENS[IMAGE_PAD]] = 1
-        types[ids == SPECIAL_TOKENS[VIDEO_PAD]] = 2
-        out["mm_token_type_ids"] = types  # [1, L]
+        out["mm_token_type_ids"] = mm_token_type_ids(ids)  # [1, L]
     return out
+
+
+MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "pixel_values_videos",
+                    "video_grid_thw")
+
+
+def model_inputs(inputs: dict[str, Any], device: Any = None, dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """The keyword arguments of ``Qwen2VL.forward / generate`` from :func:`prepare_inputs`' dict, on
+    ``device``; pixel values cast to ``dtype`` (the model's), ids and grids kept as integers."""
+    out = {}
+    for key in MODEL_INPUT_KEYS:
+        if key in inputs:
+            value = inputs[key]
+            out[key] = value.to(device=device, dtype=dtype) if value.is_floating_point() and dtype else value.to(device)
+    return out
+
+
+def mm_token_type_ids(input_ids: torch.Tensor, image_token_id: int = SPECIAL_TOKENS[IMAGE_PAD],
+                      video_token_id: int = SPECIAL_TOKENS[VIDEO_PAD]) -> torch.Tensor:
+    """0 text, 1 image pad, 2 video pad, per position: what transformers 5's processor returns beside
+    ``input_ids`` and its Qwen2-VL needs for M-RoPE (ours finds the pads in ``input_ids`` itself)."""
+    return (input_ids == image_token_id).long() + 2 * (input_ids == video_token_id).long()

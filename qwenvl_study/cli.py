@@ -1,4 +1,4 @@
-"""Command line: ``qwenvl-study tokens | explain | tour`` (later lessons add ``download``).
+"""Command line: ``qwenvl-study tokens | explain | tour | download``.
 
 ``tokens PATH...`` prints, for each image, what Qwen2-VL makes of it: original size → resized
 size, patch grid, patches, merged tokens; for a video (or an animated GIF, also read as a video)
@@ -6,7 +6,8 @@ the frames sampled, the per-frame size, the tokens and which budget binds (where
 bites) — from the container's timestamps only, nothing decoded. ``explain PATH --out FIG.png``
 draws resize → patches → merged tokens (an image) or the sampled frames and their tubes (a video).
 ``tour`` is the demo: the course's key facts computed live with ✔/✘ against transformers, figures
-written to ``--out``.
+written to ``--out``. ``download [REPO]`` fetches a checkpoint (safetensors + configs + tokenizer; Hugging
+Face or ModelScope) for the real-weights lesson — the only command that needs a network.
 """
 
 from __future__ import annotations
@@ -173,6 +174,29 @@ def _tour(args: argparse.Namespace) -> int:
 
     facts = run_tour(args.out)
     return 0 if all(f.ok for f in facts) else 1
+
+
+def _download_args(p: argparse.ArgumentParser) -> None:
+    from .checkpoint import DEFAULT_REPO
+
+    p.add_argument("repo", nargs="?", default=DEFAULT_REPO, help=f"repository id (default {DEFAULT_REPO})")
+    p.add_argument("--local-dir", type=Path, default=None, help="where to put it (default: the hub cache)")
+    p.add_argument("--source", choices=("huggingface", "modelscope"), default="huggingface")
+
+
+@command("download", "download a checkpoint (safetensors, configs, tokenizer) for the real-weights lesson",
+         _download_args)
+def _download(args: argparse.Namespace) -> int:
+    from .checkpoint import download
+    from .env import WEIGHTS_ENV
+
+    try:
+        path = download(args.repo, args.local_dir, source=args.source)
+    except Exception as err:  # network, authentication, disk: say what failed, no traceback
+        print(f"download of {args.repo} from {args.source} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    print(f"downloaded {args.repo} to {path}\nfor lesson 06: export {WEIGHTS_ENV}={path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

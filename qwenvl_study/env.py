@@ -12,7 +12,7 @@ import platform
 import sys
 from pathlib import Path
 
-__all__ = ["WEIGHTS_ENV", "preamble", "find_weights", "cuda_available"]
+__all__ = ["WEIGHTS_ENV", "preamble", "find_weights", "cuda_available", "measure"]
 
 WEIGHTS_ENV = "QWEN2VL_2B_PATH"  # a local directory holding Qwen2-VL-2B-Instruct
 
@@ -64,3 +64,23 @@ def preamble(*, needs_cuda: bool = False, needs_weights: bool = False, dpi: int 
     facts["skipped"] = skipped
     sys.stdout.flush()
     return facts
+
+
+def measure(fn, device=None):
+    """Run ``fn()`` once: ``(result, seconds, peak)``. On CUDA the time is synchronised and ``peak`` is
+    the allocator's peak in GiB during the call; on CPU torch keeps no peak counter, so ``peak`` is None."""
+    import time
+
+    import torch
+
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    result = fn()
+    if cuda:
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    return result, seconds, peak

@@ -72,7 +72,6 @@ __all__ = [
     "hf_apply_mrope",
     "hf_rope_model",
     "hf_rope_index",
-    "mm_token_type_ids",
 ]
 
 
@@ -829,15 +828,6 @@ def hf_rope_model(spatial_merge_size: int = 2) -> Any:
         return Qwen2VLModel(cfg).eval()
 
 
-def mm_token_type_ids(input_ids: torch.Tensor, *, image_token_id: int = IMAGE_TOKEN_ID,
-                      video_token_id: int = VIDEO_TOKEN_ID) -> torch.Tensor:
-    """What the 5.x processor returns next to ``input_ids``: 1 on image pad tokens, 2 on video pad tokens, else 0."""
-    types = torch.zeros_like(input_ids, dtype=torch.int)  # [B, L]
-    types[input_ids == image_token_id] = 1
-    types[input_ids == video_token_id] = 2
-    return types
-
-
 def hf_rope_index(input_ids: torch.Tensor, image_grid_thw: torch.Tensor | None = None,
                   video_grid_thw: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, *,
                   spatial_merge_size: int = 2, image_token_id: int = IMAGE_TOKEN_ID,
@@ -848,7 +838,81 @@ def hf_rope_index(input_ids: torch.Tensor, image_grid_thw: torch.Tensor | None =
     use the unpadded length, and after a vision segment it advances by max(h', w') only.
     """
     model = hf_rope_model(spatial_merge_size)
-    types = mm_token_type_ids(input_ids, image_token_id=image_token_id, video_token_id=video_token_id)
+    from .chat import mm_token_type_ids
+
+    types = mm_token_type_ids(input_ids, image_token_id, video_token_id)
     with torch.no_grad():
         return model.get_rope_index(input_ids, types, image_grid_thw=image_grid_thw,
                                     video_grid_thw=video_grid_thw, attention_mask=attention_mask)
+
+
+# --- lessons 05-06: the language model, the whole model, checkpoints ---
+def hf_model(config: Qwen2VLConfig, *, attn_implementation: str = "eager", seed: int = 0) -> Any:
+    """transformers' ``Qwen2VLForConditionalGeneration`` with its own random init (std 0.02), fp32, eval."""
+    from transformers import Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    with quiet():
+        model = Qwen2VLForConditionalGeneration(hf_config(config, attn_implementation))
+    return model.eval()
+
+
+def published_state_dict(hf: Any) -> dict[str, torch.Tensor]:
+    """transformers' in-memory state dict under the published names (tied lm_head dropped)."""
+    from .checkpoint import published_key
+
+    tied = hf.config.tie_word_embeddings
+    return {published_key(k): v for k, v in hf.state_dict().items() if not (tied and k == "lm_head.weight")}
+
+
+def hf_generate(hf: Any, config: Qwen2VLConfig, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                **kwargs: Any) -> torch.Tensor:
+    """transformers' ``generate``, returning only the new tokens ``[B, n]`` (like ``Qwen2VL.generate``)."""
+    from .chat import mm_token_type_ids
+
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    kwargs.setdefault("eos_token_id", [config.eos_token_id, config.bos_token_id])
+    kwargs.setdefault("pad_token_id", config.bos_token_id)
+    with quiet(), torch.no_grad():
+        out = hf.generate(input_ids=input_ids, attention_mask=attention_mask,
+                          mm_token_type_ids=mm_token_type_ids(input_ids, config.image_token_id, config.video_token_id),
+                          **kwargs)
+    return out[:, input_ids.shape[1]:]
+
+
+def hf_from_pretrained(path: Any, *, dtype: torch.dtype = torch.float32, device: Any = None,
+                       attn_implementation: str = "sdpa") -> Any:
+    """transformers' model loaded from a local checkpoint directory (safetensors, no remote code)."""
+    from transformers import Qwen2VLForConditionalGeneration
+
+    with quiet():
+        model = Qwen2VLForConditionalGeneration.from_pretrained(path, dtype=dtype, attn_implementation=attn_implementation,
+                                                                use_safetensors=True, local_files_only=True)
+    return model.to(device).eval() if device is not None else model.eval()
+
+
+def model_pair(config: Qwen2VLConfig, *, seed: int = 0, attn_implementation: str = "eager",
+               keep_token_ids: Any = None) -> tuple[Any, Any]:
+    """(ours, transformers'): the same random weights in ``Qwen2VL`` and ``Qwen2VLForConditionalGeneration``.
+
+    ``keep_token_ids``: zero the embedding (and lm_head) rows of every other id, so a random model
+    only ever emits tokens a small tokenizer knows (for "decoded text equal" checks).
+    """
+    from .model import Qwen2VL
+
+    hf = hf_model(config, attn_implementation=attn_implementation, seed=seed)
+    if keep_token_ids is not None:
+        drop = torch.ones(config.text.vocab_size, dtype=torch.bool)
+        drop[torch.as_tensor(list(keep_token_ids), dtype=torch.long)] = False
+        with torch.no_grad():
+            hf.model.language_model.embed_tokens.weight[drop] = 0
+            hf.lm_head.weight[drop] = 0  # the same tensor when tied
+    ours = Qwen2VL(config).eval()
+    ours.load_state_dict(published_state_dict(hf), strict=True)
+    return ours, hf
+
+
+def tiny_tokenizer_ids(tokenizer: Any) -> list[int]:
+    """Every id a (tiny) tokenizer can decode: its vocabulary and its added special tokens."""
+    return sorted(set(tokenizer.get_vocab().values()))

@@ -122,6 +122,234 @@ def _lesson01_figures(out: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Lessons 02–03 — positions: vision 2D-RoPE and M-RoPE
+# ---------------------------------------------------------------------------------------------
+# A 2-minute 1080p video at 2 fps under the paper's 16384-token cap (notebook 03 derives it with
+# qwen-vl-utils' per-frame budget): 120 temporal patches of 16 x 30 patches (8 x 15 merged).
+LONG_VIDEO_GRID = (120, 16, 30)
+
+
+@section("Positions: vision 2D-RoPE and M-RoPE (lessons 02–03)")
+def _lessons02_03() -> list[Fact]:
+    import torch
+
+    from . import reference as ref
+    from .config import QWEN2_VL_2B
+    from .rope import (VIDEO_TOKEN_ID, apply_rotary_vision, mrope_cos_sin, mrope_position_ids, rope_cos_sin,
+                       segments_to_batch, vision_cos_sin, vision_position_ids)
+
+    facts = []
+    grids = torch.tensor([[1, 4, 6], [2, 6, 4], [3, 8, 10]])
+    ids = vision_position_ids(grids)
+    facts.append(Fact("vision (row, col) ids of 3 grids (merge groups adjacent)", tuple(ids.shape),
+                      "equal" if torch.equal(ids, ref.hf_vision_position_ids(grids)) else "differ",
+                      torch.equal(ids, ref.hf_vision_position_ids(grids))))
+    head_dim, heads = QWEN2_VL_2B.vision.head_dim, QWEN2_VL_2B.vision.num_heads
+    cos, sin = vision_cos_sin(ids, head_dim)
+    hcos, hsin = ref.hf_vision_cos_sin(ids, head_dim)
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, len(ids), heads, head_dim, generator=g)
+    err = max((a - b).abs().max().item() for a, b in zip(apply_rotary_vision(q, k, cos, sin),
+                                                          ref.hf_apply_rotary_vision(q, k, hcos, hsin)))
+    facts.append(Fact(f"2D-RoPE on q/k (head_dim {head_dim}: 20 row + 20 column pairs), max |ours - ref|",
+                      f"{err:.1e}", "≤ 1e-6", err <= 1e-6))
+    batch = segments_to_batch([[("text", 5), ("image", (1, 8, 12)), ("text", 3), ("video", (4, 8, 8)), ("text", 2)],
+                               [("text", 2), ("image", (1, 4, 4)), ("text", 6)],
+                               [("video", (2, 6, 10)), ("text", 1)]], pad_side="left")
+    ours, deltas = mrope_position_ids(**batch)
+    theirs, hf_deltas = ref.hf_rope_index(**batch)
+    real = batch["attention_mask"].bool()
+    same = torch.equal(ours[:, real], theirs[:, real])
+    facts.append(Fact("M-RoPE ids, left-padded mixed batch (videos with t ≤ max(h', w')), real tokens",
+                      f"{int(real.sum())} tokens", "equal" if same else "differ", same))
+    relation = torch.equal(hf_deltas, deltas + (real.shape[1] - real.sum(-1, keepdim=True)))
+    facts.append(Fact("deltas (padded length) vs 5.x (unpadded): delta_5x = ours + L - n_real",
+                      deltas.flatten().tolist(), hf_deltas.flatten().tolist(), relation))
+    long = segments_to_batch([[("text", 4), ("video", LONG_VIDEO_GRID), ("text", 4)]])
+    ours, _ = mrope_position_ids(**long)
+    theirs, _ = ref.hf_rope_index(**long)
+    pads = long["input_ids"][0] == VIDEO_TOKEN_ID
+    after = int(pads.nonzero().max()) + 1
+    video_max = int(ours[:, 0, pads].max())
+    ok = int(ours[0, 0, after]) == video_max + 1 and int(theirs[0, 0, after]) <= video_max
+    t, h, w = LONG_VIDEO_GRID
+    facts.append(Fact(f"id after a {t}x{h}x{w} video (t={t} > max(h', w')={max(h, w) // 2}; video max {video_max})",
+                      f"{int(ours[0, 0, after])} (paper: max + 1)",
+                      f"{int(theirs[0, 0, after])} (5.x: inside the video's range)", ok))
+    image = segments_to_batch([[("image", (1, 78, 138))]])  # 1920x1080 → 78x138 patches
+    _, d = mrope_position_ids(**image)
+    _, hd = ref.hf_rope_index(**image)
+    L = image["input_ids"].shape[1]
+    facts.append(Fact("1080p image: next id (M-RoPE vs 1D = one per token)", f"{int(d) + L} (1D: {L:,})",
+                      int(hd) + L, int(d) + L == int(hd) + L))
+    text = segments_to_batch([[("text", 9)], [("text", 4)]], pad_side="left")
+    tids, _ = mrope_position_ids(**text)
+    tcfg = QWEN2_VL_2B.text
+    mc, ms = mrope_cos_sin(tids, tcfg.head_dim, tcfg.rope_theta, tcfg.mrope_section)
+    rc, rs = rope_cos_sin(tids[0], tcfg.head_dim, tcfg.rope_theta)
+    one_d = torch.equal(mc, rc) and torch.equal(ms, rs)
+    facts.append(Fact("text only: M-RoPE cos/sin == 1D RoPE cos/sin", one_d, "bit-equal", one_d))
+    return facts
+
+
+@figure
+def _lessons02_03_figures(out: Path) -> list[Path]:
+    from . import reference as ref
+    from . import viz
+    from .config import QWEN2_VL_2B
+    from .rope import mrope_position_ids, segments_to_batch
+
+    fig3 = segments_to_batch([[("text", 3), ("image", (1, 4, 6)), ("text", 2), ("video", (3, 4, 6)), ("text", 3)]])
+    ids, _ = mrope_position_ids(**fig3)
+    long = segments_to_batch([[("text", 10), ("video", LONG_VIDEO_GRID), ("text", 20)]])
+    ours, _ = mrope_position_ids(**long)
+    theirs, _ = ref.hf_rope_index(**long)
+    tcfg = QWEN2_VL_2B.text
+    return [
+        viz.savefig(viz.draw_vision_position_ids(6, 8), out / "02_vision_position_ids.png"),
+        viz.savefig(viz.plot_vision_rotary_angles(8, 8, QWEN2_VL_2B.vision.head_dim), out / "02_rotary_angles.png"),
+        viz.savefig(viz.plot_mrope_ids(ids[:, 0], fig3["input_ids"][0]), out / "03_mrope_figure3.png"),
+        viz.savefig(viz.plot_rope_drift(ours[:, 0], theirs[:, 0], long["input_ids"][0]), out / "03_drift.png"),
+        viz.savefig(viz.plot_mrope_sections(tcfg.mrope_section, tcfg.head_dim, tcfg.rope_theta),
+                    out / "03_mrope_sections.png"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 04 — the vision encoder
+# ---------------------------------------------------------------------------------------------
+PACKED_EXAMPLE = [[1, 4, 6], [2, 2, 4], [1, 2, 2]]  # image, 2-slice video, image: packed in one sequence
+
+
+@section("Vision encoder (lesson 04)")
+def _lesson04() -> list[Fact]:
+    import torch
+
+    from . import reference as ref
+    from .attention import cu_seqlens_from_grid
+    from .config import QWEN2_VL_2B, count_parameters, tiny_config
+    from .vision import VisionTransformer
+
+    facts = []
+    grid = torch.tensor(PACKED_EXAMPLE)
+    cu = cu_seqlens_from_grid(grid)
+    hf_cu = ref.hf_vision_cu_seqlens(grid)
+    facts.append(Fact("cu_seqlens of image + 2-slice video + image", cu.tolist(), hf_cu.tolist(),
+                      torch.equal(cu, hf_cu)))
+    vision = tiny_config().vision
+    n = int(grid.prod(-1).sum())
+    pv = torch.randn(n, vision.patch_dim, generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for backend in ("eager", "sdpa"):
+        ours = VisionTransformer.random(vision, std=0.1, attn_backend=backend)
+        theirs = ref.hf_vision_model(vision, ours.state_dict(), attn_implementation=backend)
+        with torch.no_grad():
+            outs[backend] = ours(pv, grid)
+            hf = ref.hf_vision_forward(theirs, pv, grid).pooler_output
+        err = (outs[backend] - hf).abs().max().item()
+        facts.append(Fact(f"tiny tower, packed images + video, {backend}: max |ours - transformers|",
+                          f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+        if backend == "sdpa":
+            with torch.no_grad():
+                alone = torch.cat([ours(rows, g[None]) for rows, g in zip(pv.split(grid.prod(-1).tolist()), grid)])
+            err = (alone - outs["sdpa"]).abs().max().item()
+            facts.append(Fact("packed == each image / video encoded alone", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+    err = (outs["eager"] - outs["sdpa"]).abs().max().item()
+    facts.append(Fact("backends agree: eager vs sdpa", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
+    with torch.device("meta"):
+        two_b = VisionTransformer(QWEN2_VL_2B.vision)
+    ours_n = sum(p.numel() for p in two_b.parameters())
+    hf_visual = ref.hf_meta_model(QWEN2_VL_2B).model.visual
+    hf_n = sum(p.numel() for p in hf_visual.parameters())
+    facts.append(Fact("2B ViT parameters (our module on meta)", f"{ours_n:,}",
+                      f"{hf_n:,} (count_parameters {count_parameters(QWEN2_VL_2B).vision:,})",
+                      ours_n == hf_n == count_parameters(QWEN2_VL_2B).vision))
+    names, hf_names = set(two_b.state_dict()), set(hf_visual.state_dict())
+    facts.append(Fact("2B ViT tensors, named as the checkpoint's visual.*", len(names), len(hf_names),
+                      names == hf_names and len(names) == 391))
+    return facts
+
+
+@figure
+def _lesson04_figures(out: Path) -> list[Path]:
+    from . import viz
+
+    return [
+        viz.savefig(viz.draw_block_mask(PACKED_EXAMPLE), out / "04_block_mask.png"),
+        viz.savefig(viz.draw_temporal_slices(viz.toy_video(4)), out / "04_video_tubes.png"),
+        viz.savefig(viz.plot_attention_memory([256, 320, 320, 192, 192, 400, 144, 384]),
+                    out / "04_attention_memory.png"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lessons 05–06 — the language model, the whole model, checkpoints
+# ---------------------------------------------------------------------------------------------
+@section("Language model, whole model and checkpoints (lessons 05–06)")
+def _lessons05_06() -> list[Fact]:
+    import tempfile
+
+    import torch
+
+    from . import reference as ref
+    from .chat import mm_token_type_ids
+    from .checkpoint import load_pretrained, save_pretrained
+    from .config import QWEN2_VL_2B, tiny_config
+    from .model import Qwen2VL
+    from .rope import segments_to_batch
+
+    facts = []
+    with torch.device("meta"):
+        ours_keys = {k: tuple(v.shape) for k, v in Qwen2VL(QWEN2_VL_2B).state_dict().items()}
+    theirs_keys = {k: tuple(v.shape) for k, v in ref.published_state_dict(ref.hf_meta_model(QWEN2_VL_2B)).items()}
+    facts.append(Fact("2B state dict = the published checkpoint's names and shapes", f"{len(ours_keys)} tensors",
+                      f"{len(theirs_keys)} (transformers, published names)",
+                      ours_keys == theirs_keys and len(ours_keys) == 729))
+    cfg = tiny_config()
+    ours, hf = ref.model_pair(cfg, seed=0)
+    g = torch.Generator().manual_seed(0)
+    batch = segments_to_batch([[("text", torch.randint(0, 150_000, (5,), generator=g).tolist()), ("image", (1, 4, 6)),
+                                ("text", torch.randint(0, 150_000, (4,), generator=g).tolist())],
+                               [("text", torch.randint(0, 150_000, (8,), generator=g).tolist())]])
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    kw = dict(pixel_values=torch.randn(24, 1176, generator=g), image_grid_thw=batch["image_grid_thw"])
+    with torch.no_grad(), ref.quiet():
+        err = (ours(ids, mask, **kw) - hf(input_ids=ids, attention_mask=mask, **kw,
+                                          mm_token_type_ids=mm_token_type_ids(ids)).logits)[mask.bool()].abs().max().item()
+    facts.append(Fact("logits, tiny model, image + left-padded batch: max |ours - ref|", f"{err:.1e}", "≤ 1e-4",
+                      err <= 1e-4))
+    mine = ours.generate(ids, mask, **kw, max_new_tokens=12)
+    theirs = ref.hf_generate(hf, cfg, ids, mask, **kw, max_new_tokens=12, do_sample=False)
+    facts.append(Fact("greedy 12 tokens (KV cache) equal transformers' generate", "equal" if torch.equal(mine, theirs)
+                      else "differ", "transformers generate", torch.equal(mine, theirs)))
+    uncached = ours.generate(ids, mask, **kw, max_new_tokens=12, use_cache=False)
+    facts.append(Fact("cached decoding == uncached decoding", torch.equal(mine, uncached), True,
+                      torch.equal(mine, uncached)))
+    with tempfile.TemporaryDirectory() as d:
+        save_pretrained(ours, d, max_shard_bytes=8_000_000)
+        loaded = load_pretrained(d)
+        same = all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), ours.state_dict().values()))
+    facts.append(Fact("save_pretrained (sharded, published layout) → load_pretrained round trip", same, True, same))
+    return facts
+
+
+@figure
+def _lessons05_06_figures(out: Path) -> list[Path]:
+    import torch
+
+    from . import reference as ref
+    from . import viz
+    from .config import tiny_config
+
+    ours, hf = ref.model_pair(tiny_config(), seed=0)
+    ids = torch.randint(0, 150_000, (1, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), ref.quiet():
+        mine = ours.run(ids, output_hidden_states=True).hidden_states
+        theirs = hf(input_ids=ids, output_hidden_states=True).hidden_states
+    return [viz.savefig(viz.plot_layer_errors(mine, theirs), out / "05_llm_layer_errors.png")]
+
+
+# ---------------------------------------------------------------------------------------------
 # Lessons 07–08 — media, chat and grounding
 # ---------------------------------------------------------------------------------------------
 def _seed_messages() -> list[dict]:
@@ -296,167 +524,6 @@ def _lessons09_10_figures(out: Path) -> list[Path]:
         viz.savefig(viz.draw_internvl_tiles(sample_path()), out / "09_internvl_tiles.png"),
         viz.savefig(viz.plot_token_budget(), out / "09_token_budget.png"),
         viz.savefig(viz.plot_clip_training(hist), out / "10_clip_training.png"),
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Lesson 04 — the vision encoder
-# ---------------------------------------------------------------------------------------------
-PACKED_EXAMPLE = [[1, 4, 6], [2, 2, 4], [1, 2, 2]]  # image, 2-slice video, image: packed in one sequence
-
-
-@section("Vision encoder (lesson 04)")
-def _lesson04() -> list[Fact]:
-    import torch
-
-    from . import reference as ref
-    from .attention import cu_seqlens_from_grid
-    from .config import QWEN2_VL_2B, count_parameters, tiny_config
-    from .vision import VisionTransformer
-
-    facts = []
-    grid = torch.tensor(PACKED_EXAMPLE)
-    cu = cu_seqlens_from_grid(grid)
-    hf_cu = ref.hf_vision_cu_seqlens(grid)
-    facts.append(Fact("cu_seqlens of image + 2-slice video + image", cu.tolist(), hf_cu.tolist(),
-                      torch.equal(cu, hf_cu)))
-    vision = tiny_config().vision
-    n = int(grid.prod(-1).sum())
-    pv = torch.randn(n, vision.patch_dim, generator=torch.Generator().manual_seed(0))
-    outs = {}
-    for backend in ("eager", "sdpa"):
-        ours = VisionTransformer.random(vision, std=0.1, attn_backend=backend)
-        theirs = ref.hf_vision_model(vision, ours.state_dict(), attn_implementation=backend)
-        with torch.no_grad():
-            outs[backend] = ours(pv, grid)
-            hf = ref.hf_vision_forward(theirs, pv, grid).pooler_output
-        err = (outs[backend] - hf).abs().max().item()
-        facts.append(Fact(f"tiny tower, packed images + video, {backend}: max |ours - transformers|",
-                          f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
-        if backend == "sdpa":
-            with torch.no_grad():
-                alone = torch.cat([ours(rows, g[None]) for rows, g in zip(pv.split(grid.prod(-1).tolist()), grid)])
-            err = (alone - outs["sdpa"]).abs().max().item()
-            facts.append(Fact("packed == each image / video encoded alone", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
-    err = (outs["eager"] - outs["sdpa"]).abs().max().item()
-    facts.append(Fact("backends agree: eager vs sdpa", f"{err:.1e}", "≤ 1e-5", err <= 1e-5))
-    with torch.device("meta"):
-        two_b = VisionTransformer(QWEN2_VL_2B.vision)
-    ours_n = sum(p.numel() for p in two_b.parameters())
-    hf_visual = ref.hf_meta_model(QWEN2_VL_2B).model.visual
-    hf_n = sum(p.numel() for p in hf_visual.parameters())
-    facts.append(Fact("2B ViT parameters (our module on meta)", f"{ours_n:,}",
-                      f"{hf_n:,} (count_parameters {count_parameters(QWEN2_VL_2B).vision:,})",
-                      ours_n == hf_n == count_parameters(QWEN2_VL_2B).vision))
-    names, hf_names = set(two_b.state_dict()), set(hf_visual.state_dict())
-    facts.append(Fact("2B ViT tensors, named as the checkpoint's visual.*", len(names), len(hf_names),
-                      names == hf_names and len(names) == 391))
-    return facts
-
-
-@figure
-def _lesson04_figures(out: Path) -> list[Path]:
-    from . import viz
-
-    return [
-        viz.savefig(viz.draw_block_mask(PACKED_EXAMPLE), out / "04_block_mask.png"),
-        viz.savefig(viz.draw_temporal_slices(viz.toy_video(4)), out / "04_video_tubes.png"),
-        viz.savefig(viz.plot_attention_memory([256, 320, 320, 192, 192, 400, 144, 384]),
-                    out / "04_attention_memory.png"),
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# Lessons 02–03 — positions: vision 2D-RoPE and M-RoPE
-# ---------------------------------------------------------------------------------------------
-# A 2-minute 1080p video at 2 fps under the paper's 16384-token cap (notebook 03 derives it with
-# qwen-vl-utils' per-frame budget): 120 temporal patches of 16 x 30 patches (8 x 15 merged).
-LONG_VIDEO_GRID = (120, 16, 30)
-
-
-@section("Positions: vision 2D-RoPE and M-RoPE (lessons 02–03)")
-def _lessons02_03() -> list[Fact]:
-    import torch
-
-    from . import reference as ref
-    from .config import QWEN2_VL_2B
-    from .rope import (VIDEO_TOKEN_ID, apply_rotary_vision, mrope_cos_sin, mrope_position_ids, rope_cos_sin,
-                       segments_to_batch, vision_cos_sin, vision_position_ids)
-
-    facts = []
-    grids = torch.tensor([[1, 4, 6], [2, 6, 4], [3, 8, 10]])
-    ids = vision_position_ids(grids)
-    facts.append(Fact("vision (row, col) ids of 3 grids (merge groups adjacent)", tuple(ids.shape),
-                      "equal" if torch.equal(ids, ref.hf_vision_position_ids(grids)) else "differ",
-                      torch.equal(ids, ref.hf_vision_position_ids(grids))))
-    head_dim, heads = QWEN2_VL_2B.vision.head_dim, QWEN2_VL_2B.vision.num_heads
-    cos, sin = vision_cos_sin(ids, head_dim)
-    hcos, hsin = ref.hf_vision_cos_sin(ids, head_dim)
-    g = torch.Generator().manual_seed(0)
-    q, k = torch.randn(2, len(ids), heads, head_dim, generator=g)
-    err = max((a - b).abs().max().item() for a, b in zip(apply_rotary_vision(q, k, cos, sin),
-                                                          ref.hf_apply_rotary_vision(q, k, hcos, hsin)))
-    facts.append(Fact(f"2D-RoPE on q/k (head_dim {head_dim}: 20 row + 20 column pairs), max |ours - ref|",
-                      f"{err:.1e}", "≤ 1e-6", err <= 1e-6))
-    batch = segments_to_batch([[("text", 5), ("image", (1, 8, 12)), ("text", 3), ("video", (4, 8, 8)), ("text", 2)],
-                               [("text", 2), ("image", (1, 4, 4)), ("text", 6)],
-                               [("video", (2, 6, 10)), ("text", 1)]], pad_side="left")
-    ours, deltas = mrope_position_ids(**batch)
-    theirs, hf_deltas = ref.hf_rope_index(**batch)
-    real = batch["attention_mask"].bool()
-    same = torch.equal(ours[:, real], theirs[:, real])
-    facts.append(Fact("M-RoPE ids, left-padded mixed batch (videos with t ≤ max(h', w')), real tokens",
-                      f"{int(real.sum())} tokens", "equal" if same else "differ", same))
-    relation = torch.equal(hf_deltas, deltas + (real.shape[1] - real.sum(-1, keepdim=True)))
-    facts.append(Fact("deltas (padded length) vs 5.x (unpadded): delta_5x = ours + L - n_real",
-                      deltas.flatten().tolist(), hf_deltas.flatten().tolist(), relation))
-    long = segments_to_batch([[("text", 4), ("video", LONG_VIDEO_GRID), ("text", 4)]])
-    ours, _ = mrope_position_ids(**long)
-    theirs, _ = ref.hf_rope_index(**long)
-    pads = long["input_ids"][0] == VIDEO_TOKEN_ID
-    after = int(pads.nonzero().max()) + 1
-    video_max = int(ours[:, 0, pads].max())
-    ok = int(ours[0, 0, after]) == video_max + 1 and int(theirs[0, 0, after]) <= video_max
-    t, h, w = LONG_VIDEO_GRID
-    facts.append(Fact(f"id after a {t}x{h}x{w} video (t={t} > max(h', w')={max(h, w) // 2}; video max {video_max})",
-                      f"{int(ours[0, 0, after])} (paper: max + 1)",
-                      f"{int(theirs[0, 0, after])} (5.x: inside the video's range)", ok))
-    image = segments_to_batch([[("image", (1, 78, 138))]])  # 1920x1080 → 78x138 patches
-    _, d = mrope_position_ids(**image)
-    _, hd = ref.hf_rope_index(**image)
-    L = image["input_ids"].shape[1]
-    facts.append(Fact("1080p image: next id (M-RoPE vs 1D = one per token)", f"{int(d) + L} (1D: {L:,})",
-                      int(hd) + L, int(d) + L == int(hd) + L))
-    text = segments_to_batch([[("text", 9)], [("text", 4)]], pad_side="left")
-    tids, _ = mrope_position_ids(**text)
-    tcfg = QWEN2_VL_2B.text
-    mc, ms = mrope_cos_sin(tids, tcfg.head_dim, tcfg.rope_theta, tcfg.mrope_section)
-    rc, rs = rope_cos_sin(tids[0], tcfg.head_dim, tcfg.rope_theta)
-    one_d = torch.equal(mc, rc) and torch.equal(ms, rs)
-    facts.append(Fact("text only: M-RoPE cos/sin == 1D RoPE cos/sin", one_d, "bit-equal", one_d))
-    return facts
-
-
-@figure
-def _lessons02_03_figures(out: Path) -> list[Path]:
-    from . import reference as ref
-    from . import viz
-    from .config import QWEN2_VL_2B
-    from .rope import mrope_position_ids, segments_to_batch
-
-    fig3 = segments_to_batch([[("text", 3), ("image", (1, 4, 6)), ("text", 2), ("video", (3, 4, 6)), ("text", 3)]])
-    ids, _ = mrope_position_ids(**fig3)
-    long = segments_to_batch([[("text", 10), ("video", LONG_VIDEO_GRID), ("text", 20)]])
-    ours, _ = mrope_position_ids(**long)
-    theirs, _ = ref.hf_rope_index(**long)
-    tcfg = QWEN2_VL_2B.text
-    return [
-        viz.savefig(viz.draw_vision_position_ids(6, 8), out / "02_vision_position_ids.png"),
-        viz.savefig(viz.plot_vision_rotary_angles(8, 8, QWEN2_VL_2B.vision.head_dim), out / "02_rotary_angles.png"),
-        viz.savefig(viz.plot_mrope_ids(ids[:, 0], fig3["input_ids"][0]), out / "03_mrope_figure3.png"),
-        viz.savefig(viz.plot_rope_drift(ours[:, 0], theirs[:, 0], long["input_ids"][0]), out / "03_drift.png"),
-        viz.savefig(viz.plot_mrope_sections(tcfg.mrope_section, tcfg.head_dim, tcfg.rope_theta),
-                    out / "03_mrope_sections.png"),
     ]
 
 

@@ -40,7 +40,9 @@ def test_public_api_names_are_exported():
                  "to_normalized", "from_normalized", "format_grounding", "parse_grounding", "draw_boxes",
                  "internvl_tile_grid", "pixel_shuffle", "clip_loss", "token_budget", "format_budget",
                  # lesson 04
-                 "VisionTransformer", "attention", "block_diagonal_mask", "cu_seqlens_from_grid"]:
+                 "VisionTransformer", "attention", "block_diagonal_mask", "cu_seqlens_from_grid",
+                 # lessons 05-06
+                 "Qwen2VL", "load_pretrained"]:
         assert hasattr(qwenvl_study, name), name
         assert name in qwenvl_study.__all__
 
