@@ -26,7 +26,7 @@ from .resolution import count_image_tokens, count_video_tokens, smart_resize
 from .rope import mrope_position_ids, vision_position_ids
 
 # -- lesson 04: the vision encoder (attention.py, vision.py) ------------------------------------
-from .attention import attention, block_diagonal_mask, cu_seqlens_from_grid
+from .attention import block_diagonal_mask, cu_seqlens_from_grid  # attention() itself: qwenvl_study.attention.attention
 from .vision import VisionTransformer
 
 # -- lessons 05-06: the language model, the whole model, checkpoints ---------------------------
@@ -94,7 +94,6 @@ __all__ = [
     "internvl_tile_grid",
     "pixel_shuffle",
     "token_budget",
-    "attention",
     "block_diagonal_mask",
     "cu_seqlens_from_grid",
     "VisionTransformer",

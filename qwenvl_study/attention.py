@@ -83,7 +83,10 @@ def cu_seqlens_from_grid(grid_thw: torch.Tensor | Sequence[Sequence[int]]) -> to
     slice never attends to another slice; time mixes only inside a 2-frame tube (the Conv3d) and,
     later, in the LLM.
     """
-    grid = torch.as_tensor(grid_thw, dtype=torch.long).reshape(-1, 3)
+    grid = torch.as_tensor(grid_thw)
+    if grid.ndim != 2 or grid.shape[-1] != 3 or grid.dtype.is_floating_point or grid.dtype == torch.bool:
+        raise ValueError(f"grid_thw must be integers of shape [n, 3] (t, h, w), got {grid.dtype} {tuple(grid.shape)}")
+    grid = grid.long()
     if (grid < 1).any():
         raise ValueError(f"grid_thw entries must be >= 1, got {grid.tolist()}")
     lengths = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0])  # [n] -> [sum(t)]
@@ -92,7 +95,14 @@ def cu_seqlens_from_grid(grid_thw: torch.Tensor | Sequence[Sequence[int]]) -> to
 
 def segment_lengths(cu_seqlens: torch.Tensor) -> list[int]:
     """``cu_seqlens [n + 1]`` → the n segment lengths (python ints)."""
-    return (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    cu_seqlens = torch.as_tensor(cu_seqlens)
+    if cu_seqlens.ndim != 1 or len(cu_seqlens) < 2 or int(cu_seqlens[0]) != 0:
+        raise ValueError(f"cu_seqlens must be [0, l0, l0 + l1, ...] (1D, starting at 0, at least one segment), "
+                         f"got {cu_seqlens.tolist()}")
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()  # [n]
+    if min(lengths) < 1:
+        raise ValueError(f"cu_seqlens {cu_seqlens.tolist()} must be strictly increasing (segments of >= 1 token)")
+    return lengths
 
 
 def block_diagonal_mask(cu_seqlens: torch.Tensor, device=None) -> torch.Tensor:
@@ -105,6 +115,8 @@ def block_diagonal_mask(cu_seqlens: torch.Tensor, device=None) -> torch.Tensor:
 def causal_mask(query_len: int, key_len: int | None = None, device=None) -> torch.Tensor:
     """Boolean ``[L, S]``: query i may attend key j iff ``j <= i + (S - L)`` (aligned to the end)."""
     key_len = query_len if key_len is None else key_len
+    if query_len < 0 or key_len < query_len:
+        raise ValueError(f"causal_mask: need 0 <= query_len <= key_len, got query_len={query_len}, key_len={key_len}")
     i = torch.arange(query_len, device=device)[:, None]
     j = torch.arange(key_len, device=device)[None, :]
     return j <= i + (key_len - query_len)  # [L, 1] vs [1, S] -> [L, S]
@@ -117,6 +129,8 @@ def score_bytes(lengths: Sequence[int], heads: int, *, dense: bool, element_byte
     probabilities: 2·H·N²·4 B). Per segment: two buffers for the largest segment only
     (2·H·max(n)²·4 B). Flash / varlen kernels form neither (only the ``[N, H, hd]`` output).
     """
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"score_bytes: need at least one segment, each of >= 1 token, got {list(lengths)}")
     n = sum(lengths)
     if dense:
         return n * n + 2 * heads * n * n * element_bytes
@@ -204,6 +218,15 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, backend: str
     if hq % hkv or k.shape != v.shape:
         raise ValueError(f"attention: q has {hq} heads, k {tuple(k.shape)} and v {tuple(v.shape)}; need equal k/v "
                          f"shapes and query heads a multiple of key/value heads")
+    if q.shape[-1] != k.shape[-1] or q.shape[0] != k.shape[0]:
+        raise ValueError(f"attention: q {tuple(q.shape)} and k {tuple(k.shape)} need the same head_dim and "
+                         f"{'token count' if packed else 'batch size'}")
+    if mask is not None and not packed:
+        try:
+            torch.broadcast_shapes(mask.shape, (q.shape[0], hq, q.shape[2], k.shape[2]))
+        except RuntimeError:
+            raise ValueError(f"attention: mask of shape {tuple(mask.shape)} does not broadcast to [B, Hq, L, S] = "
+                             f"{[q.shape[0], hq, q.shape[2], k.shape[2]]}") from None
     if packed and mask is not None:
         raise ValueError("attention: pass either cu_seqlens (packed segments) or mask, not both")
     scale = q.shape[-1] ** -0.5 if scale is None else scale

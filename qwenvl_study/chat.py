@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .resolution import MAX_PIXELS, MERGE_SIZE, MIN_PIXELS
+from .resolution import MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, grid_tokens
 
 __all__ = [
     "tokenizer_config",
@@ -166,7 +166,7 @@ def _counts(grid_thw: Any, merge_size: int) -> list[int]:
     if grid_thw is None:
         return []
     grid = torch.as_tensor(grid_thw).reshape(-1, 3)
-    return [int(row.prod()) // merge_size**2 for row in grid]
+    return [grid_tokens(row.tolist(), merge_size=merge_size) for row in grid]
 
 
 def expand_vision_pads(text: str, image_grid_thw: Any = None, video_grid_thw: Any = None, *,

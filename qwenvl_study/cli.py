@@ -70,6 +70,7 @@ def describe_image(path: Path, *, min_pixels: int, max_pixels: int, rule: str) -
 def describe_video(path: Path, *, preset: str, fps: float | None = None) -> str:
     """What a video file becomes: frames sampled, per-frame size, tokens, which budget binds."""
     from .media import get_defaults, plan_video, probe_video
+    from .resolution import FACTOR, round_by_factor
 
     ele = {} if fps is None else {"fps": fps}
     info = probe_video(path)
@@ -78,12 +79,12 @@ def describe_video(path: Path, *, preset: str, fps: float | None = None) -> str:
     d = get_defaults(preset)
     t, gh, gw = plan.grid_thw
     shown = " ".join(map(str, plan.indices[:12])) + (" …" if plan.nframes > 12 else "")
-    rounded = max(28, round(plan.height / 28) * 28) * max(28, round(plan.width / 28) * 28)
+    rounded = max(FACTOR, round_by_factor(plan.height, FACTOR)) * max(FACTOR, round_by_factor(plan.width, FACTOR))
     resized = plan.resized_height * plan.resized_width
-    size_note = ("rounded to multiples of 28" if resized == rounded else
+    size_note = (f"rounded to multiples of {FACTOR}" if resized == rounded else
                  "upscaled to the per-frame minimum" if resized > rounded else "downscaled to the per-frame budget")
     budget = d.video_token_budget
-    per_pair_max = d.video_max_pixels // 28**2
+    per_pair_max = d.video_max_pixels // FACTOR**2
     binds_from = int(2 * d.video_total_pixels / d.video_max_pixels)
     floor_from = int(2 * d.video_total_pixels / (1.05 * d.video_min_pixels))
     cap = f"hard cap {d.token_cap}" if d.token_cap else f"no hard cap (exceeded beyond {floor_from} frames)"

@@ -14,6 +14,7 @@ Flat, frozen dataclasses (nanoVLM style): vary a preset with ``dataclasses.repla
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
@@ -34,6 +35,8 @@ __all__ = [
     "QWEN_VL_VS_QWEN2_VL",
     "format_table",
     "tiny_config",
+    "require_positive",
+    "require_positive_numbers",
 ]
 
 
@@ -54,8 +57,9 @@ class VisionConfig:
     rope_theta: float = 10000.0  # 2D-RoPE base inside the ViT
 
     def __post_init__(self) -> None:
-        _positive(self, "depth", "embed_dim", "num_heads", "in_chans", "hidden_size", "patch_size",
-                  "spatial_merge_size", "temporal_patch_size")
+        require_positive(self, "depth", "embed_dim", "num_heads", "in_chans", "hidden_size", "patch_size",
+                         "spatial_merge_size", "temporal_patch_size")
+        require_positive_numbers(self, "mlp_ratio", "rope_theta")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"vision embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
         if self.head_dim % 4:
@@ -102,9 +106,13 @@ class TextConfig:
     mrope_section: tuple[int, int, int] = (16, 24, 24)  # rotary pairs for (t, h, w); sums to head_dim/2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "mrope_section", tuple(int(x) for x in self.mrope_section))
-        _positive(self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                  "num_attention_heads", "num_key_value_heads")
+        try:
+            object.__setattr__(self, "mrope_section", tuple(int(x) for x in self.mrope_section))
+        except (TypeError, ValueError):
+            raise ValueError(f"mrope_section must be 3 integers (t, h, w rotary pairs), got {self.mrope_section!r}") from None
+        require_positive_numbers(self, "rms_norm_eps", "rope_theta")
+        require_positive(self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                         "num_attention_heads", "num_key_value_heads")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"text hidden_size={self.hidden_size} is not divisible by "
                              f"num_attention_heads={self.num_attention_heads}")
@@ -185,11 +193,20 @@ class Qwen2VLConfig:
         }
 
 
-def _positive(obj: Any, *names: str) -> None:
+def require_positive(obj: Any, *names: str) -> None:
+    """Each named field of the config ``obj`` must be an integer >= 1 (ValueError naming class and field)."""
     for name in names:
         value = getattr(obj, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{type(obj).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def require_positive_numbers(obj: Any, *names: str) -> None:
+    """Each named field of the config ``obj`` must be a finite number > 0."""
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+            raise ValueError(f"{type(obj).__name__}.{name} must be a positive finite number, got {value!r}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,6 +285,9 @@ def load_config(source: str | Path | Mapping[str, Any]) -> Qwen2VLConfig:
     if isinstance(source, Mapping):
         raw: dict[str, Any] = dict(source)
         where = "config dict"
+    elif not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"load_config needs a checkpoint directory, a config.json path or a dict, "
+                         f"got {type(source).__name__}")
     else:
         path = Path(source)
         if path.is_dir():
@@ -292,7 +312,7 @@ def load_config(source: str | Path | Mapping[str, Any]) -> Qwen2VLConfig:
     text_kwargs = {k: text_src[k] for k in _HF_TEXT_DEFAULTS if k in text_src}
     rope = text_src.get("rope_parameters") or text_src.get("rope_scaling") or raw.get("rope_scaling") or {}
     if "mrope_section" in rope:
-        text_kwargs["mrope_section"] = tuple(rope["mrope_section"])
+        text_kwargs["mrope_section"] = rope["mrope_section"]  # TextConfig checks and converts it
     if "rope_theta" in rope:
         text_kwargs["rope_theta"] = rope["rope_theta"]
     if text_kwargs.get("num_key_value_heads") is None:

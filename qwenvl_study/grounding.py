@@ -18,6 +18,8 @@ the true boxes of the sample image (``samples.SAMPLE_OBJECTS``) for the round tr
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -53,15 +55,24 @@ class GroundedBox:
     box: Box
 
 
+def _is_pair_like(value: object, n: int) -> bool:
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and len(value) == n
+
+
 def _check_size(size: Sequence[int]) -> tuple[int, int]:
-    if len(size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in size):
-        raise ValueError(f"image size must be (width, height) with positive integers, got {tuple(size)!r}")
+    if not _is_pair_like(size, 2) or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1
+                                         for v in size):
+        raise ValueError(f"image size must be (width, height) with positive integers, got {size!r}")
     return int(size[0]), int(size[1])
 
 
+def _is_number(v: object) -> bool:
+    return not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+
+
 def _check_box(box: Sequence[float]) -> tuple[float, float, float, float]:
-    if len(box) != 4:
-        raise ValueError(f"a box is (x1, y1, x2, y2), got {tuple(box)!r}")
+    if not _is_pair_like(box, 4) or not all(_is_number(v) for v in box):
+        raise ValueError(f"a box is four finite numbers (x1, y1, x2, y2), got {box!r}")
     x1, y1, x2, y2 = box
     if x2 < x1 or y2 < y1:
         raise ValueError(f"box {tuple(box)!r}: need x1 <= x2 and y1 <= y2 (top-left, bottom-right)")
@@ -151,6 +162,8 @@ def parse_grounding(text: str, *, strip_phrases: bool = False) -> list[GroundedB
     ``(x1,y1),(x2,y2)`` pairs are read with no phrase. Coordinates outside [0, 1000) or corners
     out of order → ValueError.
     """
+    if not isinstance(text, str):
+        raise ValueError(f"parse_grounding needs the model's answer as a str, got {type(text).__name__}")
     events = sorted([(m.start(), m.end(), "ref", m) for m in _REF_RE.finditer(text)]
                     + [(m.start(), m.end(), "box", m) for m in _BOX_RE.finditer(text)], key=lambda e: e[0])
     if not any(kind == "box" for *_, kind, _ in events) and BOX_START not in text:

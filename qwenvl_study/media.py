@@ -66,7 +66,8 @@ import torch
 from PIL import Image
 
 from .patching import open_image, to_rgb
-from .resolution import FACTOR, MAX_RATIO, smart_resize
+from .resolution import (FACTOR, MAX_RATIO, PATCH_SIZE, TEMPORAL_PATCH_SIZE, ceil_by_factor, floor_by_factor,
+                         grid_tokens, round_by_factor, smart_resize)
 
 __all__ = [
     "MediaDefaults",
@@ -271,16 +272,12 @@ def fetch_image(ele: dict, *, defaults: str | MediaDefaults | None = None, name:
 # ---------------------------------------------------------------------------------------------
 # Videos: how many frames, which ones, how large
 # ---------------------------------------------------------------------------------------------
-def _round_by(number: float, factor: int) -> int:
-    return round(number / factor) * factor
-
-
-def _ceil_by(number: float, factor: int) -> int:
-    return math.ceil(number / factor) * factor
-
-
-def _floor_by(number: float, factor: int) -> int:
-    return math.floor(number / factor) * factor
+def _check_number(name: str, item: str, value: Any, *, positive: bool = True) -> None:
+    """An item's numeric key must be a finite number (> 0 unless ``positive=False``: then >= 0)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+            or value < 0 or (positive and value == 0)):
+        limit = "> 0" if positive else ">= 0"
+        raise ValueError(f"{item}: {name} must be a number {limit}, got {value!r}")
 
 
 def smart_nframes(ele: dict, total_frames: int, video_fps: float, *,
@@ -301,17 +298,20 @@ def smart_nframes(ele: dict, total_frames: int, video_fps: float, *,
         raise ValueError(f"{name}: has no video frames")
     if not video_fps or video_fps <= 0:
         raise ValueError(f"{name}: unknown or non-positive frame rate {video_fps!r}")
+    for key in ("nframes", "fps", "min_frames", "max_frames"):
+        if key in ele:
+            _check_number(key, name, ele[key])
     if "nframes" in ele:
-        nframes = _round_by(ele["nframes"], f)
+        nframes = round_by_factor(ele["nframes"], f)
     else:
         fps = ele.get("fps", d.fps)
-        min_frames = _ceil_by(ele.get("min_frames", d.fps_min_frames), f)
-        max_frames = _floor_by(ele.get("max_frames", min(d.fps_max_frames, total_frames)), f)
+        min_frames = ceil_by_factor(ele.get("min_frames", d.fps_min_frames), f)
+        max_frames = floor_by_factor(ele.get("max_frames", min(d.fps_max_frames, total_frames)), f)
         nframes = total_frames / video_fps * fps
         if d.nframes_rounding == "round":
-            nframes = _round_by(min(max(nframes, min_frames), max_frames), f)
+            nframes = round_by_factor(min(max(nframes, min_frames), max_frames), f)
         else:
-            nframes = _floor_by(min(min(max(nframes, min_frames), max_frames), total_frames), f)
+            nframes = floor_by_factor(min(min(max(nframes, min_frames), max_frames), total_frames), f)
     if not (f <= nframes <= total_frames):
         hint = " — a still image is an image item, not a video" if total_frames < f else ""
         raise ValueError(f"{name}: nframes must lie in [{f}, {total_frames}] (the video's frame count), "
@@ -321,11 +321,16 @@ def smart_nframes(ele: dict, total_frames: int, video_fps: float, *,
 
 def frame_indices(total_frames: int, nframes: int) -> list[int]:
     """Indices of the sampled frames: ``torch.linspace(0, total - 1, nframes).round()`` (float32, as qwen-vl-utils)."""
+    if total_frames < 1 or nframes < 1:
+        raise ValueError(f"frame_indices: need total_frames >= 1 and nframes >= 1, got {total_frames} and {nframes}")
     return torch.linspace(0, total_frames - 1, nframes).round().long().tolist()
 
 
-def frame_budget(nframes: int, ele: dict, d: MediaDefaults) -> tuple[float, float, str]:
+def frame_budget(nframes: int, ele: dict, d: MediaDefaults, *, name: str = "video") -> tuple[float, float, str]:
     """(min_pixels, max_pixels, which limit binds) per frame for a video of ``nframes`` sampled frames."""
+    for key in ("min_pixels", "max_pixels", "total_pixels"):
+        if key in ele:
+            _check_number(key, name, ele[key])
     min_pixels = ele.get("min_pixels", d.video_min_pixels)
     total_pixels = ele.get("total_pixels", d.video_total_pixels)
     share = total_pixels / nframes * d.frame_factor
@@ -365,13 +370,13 @@ class VideoPlan:
 
     @property
     def grid_thw(self) -> tuple[int, int, int]:
-        return self.nframes // 2, self.resized_height // 14, self.resized_width // 14
+        """(t, h, w) in patches: frames in pairs (nframes is even), 14-pixel patches."""
+        return _video_grid(self.nframes, self.resized_height, self.resized_width)
 
     @property
     def tokens(self) -> int:
         """Merged LLM tokens (without <|vision_start|>/<|vision_end|>): t * h * w / 4."""
-        t, h, w = self.grid_thw
-        return t * h * w // 4
+        return grid_tokens(self.grid_thw)
 
     @property
     def duration(self) -> float:
@@ -388,6 +393,11 @@ class VideoPlan:
         return tuple(self.start_time + i / self.video_fps for i in self.indices)
 
 
+def _video_grid(nframes: int, resized_height: int, resized_width: int) -> tuple[int, int, int]:
+    """(t, h, w) patch grid of ``nframes`` frames already resized to multiples of 28."""
+    return math.ceil(nframes / TEMPORAL_PATCH_SIZE), resized_height // PATCH_SIZE, resized_width // PATCH_SIZE
+
+
 def plan_video(total_frames: int, video_fps: float, height: int, width: int, ele: dict | None = None, *,
                defaults: str | MediaDefaults | None = None, name: str = "video") -> VideoPlan:
     """Frames to sample and their size for a video of ``total_frames`` HxW frames at ``video_fps``.
@@ -401,14 +411,14 @@ def plan_video(total_frames: int, video_fps: float, height: int, width: int, ele
     nframes = smart_nframes(ele, total_frames, video_fps, defaults=d, name=name)
 
     def size_for(n: int) -> tuple[int, int, float, float, str]:
-        min_pixels, max_pixels, limit = frame_budget(n, ele, d)
+        min_pixels, max_pixels, limit = frame_budget(n, ele, d, name=name)
         rh, rw = _resize_target(ele, height, width, min_pixels=min_pixels, max_pixels=max_pixels, d=d, name=name)
         return rh, rw, min_pixels, max_pixels, limit
 
     rh, rw, min_pixels, max_pixels, limit = size_for(nframes)
     capped = False
     if d.token_cap is not None:
-        while nframes > d.frame_factor and nframes // 2 * (rh // 28) * (rw // 28) > d.token_cap:
+        while nframes > d.frame_factor and grid_tokens(_video_grid(nframes, rh, rw)) > d.token_cap:
             nframes -= d.frame_factor
             rh, rw, min_pixels, max_pixels, limit = size_for(nframes)
             capped = True
@@ -610,7 +620,7 @@ def fetch_video(ele: dict, *, defaults: str | MediaDefaults | None = None, name:
         info = {k: v for k, v in ele.items() if k not in ("type", "video")}
         frames = [fetch_image({"image": frame, **info}, defaults=d, name=f"{name}, frame {i}", timeout=timeout,
                               max_bytes=max_bytes) for i, frame in enumerate(source)]
-        n = _ceil_by(len(frames), d.frame_factor)
+        n = ceil_by_factor(len(frames), d.frame_factor)
         frames += [frames[-1]] * (n - len(frames))
         return frames, None
     if source is None:

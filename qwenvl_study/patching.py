@@ -31,6 +31,7 @@ __all__ = [
     "open_image",
     "to_rgb",
     "normalize",
+    "resize_image",
     "preprocess_image",
     "preprocess_video",
     "patchify",
@@ -65,7 +66,7 @@ def open_image(source: ImageLike | bytes, *, name: str | None = None) -> Image.I
                 raise FileNotFoundError(f"image file not found: {path}")
             fp = path
         else:
-            raise TypeError(f"expected a PIL image, a path or bytes, got {type(source).__name__}")
+            raise ValueError(f"{name or 'image'}: expected a PIL image, a path or bytes, got {type(source).__name__}")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -100,6 +101,22 @@ def normalize(rgb: np.ndarray, mean=OPENAI_CLIP_MEAN, std=OPENAI_CLIP_STD) -> np
     return (x - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
 
 
+def resize_image(
+    image: ImageLike,
+    *,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+    rule: Rule = "transformers",
+) -> Image.Image:
+    """An image (PIL, path or bytes) as the model sees it: RGB (alpha over white), resized with PIL
+    bicubic to ``smart_resize``'s size — the processor's ``convert_rgb`` → ``resize`` steps."""
+    rgb = to_rgb(open_image(image))
+    rh, rw = smart_resize(rgb.height, rgb.width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    if (rh, rw) == (rgb.height, rgb.width):
+        return rgb
+    return rgb.resize((rw, rh), resample=Image.Resampling.BICUBIC)  # [H, W] -> [H', W']
+
+
 def preprocess_image(
     image: ImageLike,
     *,
@@ -112,12 +129,8 @@ def preprocess_image(
     resize (smart_resize, PIL bicubic) → rescale → CLIP mean/std → 2 identical frames →
     2x14x14 tubes, 2x2 merge groups adjacent. N = grid_h * grid_w; 224x224 → N = 256.
     """
-    rgb = to_rgb(open_image(image))
-    height, width = rgb.height, rgb.width
-    rh, rw = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
-    if (rh, rw) != (height, width):
-        rgb = rgb.resize((rw, rh), resample=Image.Resampling.BICUBIC)
-    pixels = normalize(np.asarray(rgb))  # [H', W', 3] float32
+    rgb = resize_image(image, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    pixels = normalize(np.asarray(rgb))  # [H', W', 3] uint8 -> float32
     frames = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]  # [1, 3, H', W']
     patches, grid = patchify(frames)  # [N, 1176], (1, H'/14, W'/14)
     return patches, torch.tensor([grid], dtype=torch.long)
@@ -205,6 +218,8 @@ def unpatchify(
     """Inverse of :func:`patchify`: ``[t*h*w, C*2*14*14]`` → frames ``[t*2, C, h*14, w*14]``."""
     gt, gh, gw = (int(v) for v in grid_thw)
     m, p, tp = merge_size, patch_size, temporal_patch_size
+    if min(gt, gh, gw) < 1 or gh % m or gw % m:
+        raise ValueError(f"grid {(gt, gh, gw)}: t, h, w must be >= 1 and h, w multiples of merge_size={m}")
     if patches.shape != (gt * gh * gw, channels * tp * p * p):
         raise ValueError(f"patches of shape {tuple(patches.shape)} do not match grid {(gt, gh, gw)}")
     x = patches.reshape(gt, gh // m, gw // m, m, m, channels, tp, p, p)
@@ -230,6 +245,10 @@ class PatchEmbed(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         tp, p = self.temporal_patch_size, self.patch_size
+        patch_dim = self.in_chans * tp * p * p
+        if pixel_values.ndim != 2 or pixel_values.shape[-1] != patch_dim:
+            raise ValueError(f"PatchEmbed: pixel_values must be [N, {patch_dim}] (rows of C*T*P*P values), "
+                             f"got shape {tuple(pixel_values.shape)}")
         x = pixel_values.to(self.proj.weight.dtype).view(-1, self.in_chans, tp, p, p)  # [N, 1176] -> [N, 3, 2, 14, 14]
         return self.proj(x).view(-1, self.embed_dim)  # [N, 1280, 1, 1, 1] -> [N, 1280]
 

@@ -375,6 +375,18 @@ def hf_normalize_frames(frames: Any) -> torch.Tensor:
     return torch.stack(out)  # [T, 3, H, W]
 
 
+def hf_video_patch_count(num_frames: int, height: int, width: int, *, min_pixels: int = MIN_PIXELS,
+                         max_pixels: int = MAX_PIXELS) -> int:
+    """transformers' ``Qwen2VLVideoProcessor.get_num_of_video_patches`` (unbound; its instance needs
+    torchvision): patches of a video of ``num_frames`` HxW frames under the given pixel bounds."""
+    import types
+
+    fake_self = types.SimpleNamespace(size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, patch_size=14,
+                                      merge_size=2, temporal_patch_size=2)
+    processor = hf_video_processing_module().Qwen2VLVideoProcessor
+    return processor.get_num_of_video_patches(fake_self, num_frames, height, width, {})
+
+
 def hf_video_inputs(frames: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(pixel_values_videos, video_grid_thw)`` from transformers' parts: PIL-processor normalisation + video patchify.
 
@@ -516,6 +528,8 @@ def hf_prepare_inputs(messages: list, tokenizer: Any, *, add_generation_prompt: 
     with quiet():
         out = processor(text=[text], images=images, videos=videos, return_tensors="pt")
     return dict(out)
+
+
 # --- lessons 09-10: the VLM family ---
 # transformers' counterparts of the connectors in qwenvl_study/family/, the published InternVL
 # tiling as transformers implements it, CLIP's loss (transformers, and open_clip where importable),

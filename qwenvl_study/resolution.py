@@ -29,11 +29,16 @@ __all__ = [
     "MAX_PIXELS",
     "MAX_RATIO",
     "Rule",
+    "check_int",
+    "round_by_factor",
+    "ceil_by_factor",
+    "floor_by_factor",
     "smart_resize",
     "image_grid_thw",
     "video_grid_thw",
     "count_image_tokens",
     "count_video_tokens",
+    "grid_tokens",
 ]
 
 PATCH_SIZE = 14
@@ -48,7 +53,8 @@ Rule = Literal["transformers", "qwen-vl-utils"]
 RULES = ("transformers", "qwen-vl-utils")
 
 
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an integer (not a bool) >= ``minimum``; else ValueError naming it and the limit."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
@@ -58,6 +64,21 @@ def _check_pixels(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     return value
+
+
+def round_by_factor(number: float, factor: int) -> int:
+    """The multiple of ``factor`` nearest to ``number`` (Python's round: halves to even)."""
+    return round(number / factor) * factor
+
+
+def ceil_by_factor(number: float, factor: int) -> int:
+    """The smallest multiple of ``factor`` >= ``number``."""
+    return math.ceil(number / factor) * factor
+
+
+def floor_by_factor(number: float, factor: int) -> int:
+    """The largest multiple of ``factor`` <= ``number``."""
+    return math.floor(number / factor) * factor
 
 
 def smart_resize(
@@ -81,9 +102,9 @@ def smart_resize(
     ``min_pixels`` / ``max_pixels`` may be floats: qwen-vl-utils' per-frame video budget
     (``total_pixels / nframes * 2``) is one, and rounding it would change ``beta``.
     """
-    _check_int("height", height)
-    _check_int("width", width)
-    _check_int("factor", factor)
+    check_int("height", height)
+    check_int("width", width)
+    check_int("factor", factor)
     _check_pixels("min_pixels", min_pixels)
     _check_pixels("max_pixels", max_pixels)
     if min_pixels > max_pixels:
@@ -95,18 +116,18 @@ def smart_resize(
         raise ValueError(f"aspect ratio {ratio:.2f} of a {height}x{width} (HxW) image exceeds the limit "
                          f"of {MAX_RATIO}")
 
-    h_bar = round(height / factor) * factor
-    w_bar = round(width / factor) * factor
+    h_bar = round_by_factor(height, factor)
+    w_bar = round_by_factor(width, factor)
     if rule == "qwen-vl-utils":
         h_bar, w_bar = max(factor, h_bar), max(factor, w_bar)
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+        h_bar = max(factor, floor_by_factor(height / beta, factor))
+        w_bar = max(factor, floor_by_factor(width / beta, factor))
     elif h_bar * w_bar < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
+        h_bar = ceil_by_factor(height * beta, factor)
+        w_bar = ceil_by_factor(width * beta, factor)
     return h_bar, w_bar
 
 
@@ -139,7 +160,7 @@ def video_grid_thw(
     rule: Rule = "transformers",
 ) -> tuple[int, int, int]:
     """(t, h, w) patch grid of a video: frames go in pairs, an odd count repeats the last frame."""
-    _check_int("num_frames", num_frames)
+    check_int("num_frames", num_frames)
     _, gh, gw = image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels,
                                patch_size=patch_size, merge_size=merge_size, rule=rule)
     return math.ceil(num_frames / temporal_patch_size), gh, gw
@@ -160,8 +181,8 @@ def count_image_tokens(
     With ``min_pixels >= 3136`` (the published minimum) an image never gets fewer than 4 merged
     tokens.
     """
-    _, gh, gw = image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
-    return gh * gw // MERGE_SIZE**2 + (2 if special_tokens else 0)
+    grid = image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    return grid_tokens(grid, special_tokens=special_tokens)
 
 
 def count_video_tokens(
@@ -178,6 +199,18 @@ def count_video_tokens(
 
     Frames go in pairs (temporal patch 2): ceil(num_frames / 2) * (H'/28) * (W'/28), +2.
     """
-    t, gh, gw = video_grid_thw(num_frames, height, width, min_pixels=min_pixels, max_pixels=max_pixels,
-                               rule=rule)
-    return t * gh * gw // MERGE_SIZE**2 + (2 if special_tokens else 0)
+    grid = video_grid_thw(num_frames, height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    return grid_tokens(grid, special_tokens=special_tokens)
+
+
+def grid_tokens(grid_thw: tuple[int, int, int], *, merge_size: int = MERGE_SIZE, special_tokens: bool = False) -> int:
+    """LLM tokens of one image / video grid (t, h, w) in patches: t*h*w / merge² (+2 for the wrappers).
+
+    Each 2x2 group of patches (of one temporal slice) is one merged token, i.e. one ``<|image_pad|>``
+    / ``<|video_pad|>`` position; ``special_tokens`` adds ``<|vision_start|>`` and ``<|vision_end|>``.
+    """
+    t, h, w = (int(v) for v in grid_thw)
+    if min(t, h, w) < 1 or h % merge_size or w % merge_size:
+        raise ValueError(f"grid (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of "
+                         f"merge_size={merge_size}")
+    return t * h * w // merge_size**2 + (2 if special_tokens else 0)

@@ -21,6 +21,7 @@ from typing import Sequence
 import torch
 
 from .config import Qwen2VLConfig
+from .resolution import check_int
 
 __all__ = [
     "inverse_frequencies",
@@ -58,8 +59,22 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------
 # 1D RoPE (text-only LLMs; and M-RoPE with three equal id rows reduces to it)
 # ---------------------------------------------------------------------------------------------
+def _check_head_dim(head_dim: int, multiple: int, what: str) -> None:
+    if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < multiple or head_dim % multiple:
+        raise ValueError(f"{what}: head_dim must be a positive multiple of {multiple}, got {head_dim!r}")
+
+
+def _check_rotation(name: str, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, token_dim: int,
+                    layout: str) -> None:
+    """``x``'s token count (dim ``token_dim``) and head_dim must be those of ``cos`` / ``sin``."""
+    if cos.shape != sin.shape or x.shape[-1] != cos.shape[-1] or x.shape[token_dim] != cos.shape[-2]:
+        raise ValueError(f"{name}: q/k of shape {tuple(x.shape)} ({layout}) do not fit cos/sin of shapes "
+                         f"{tuple(cos.shape)} / {tuple(sin.shape)} (same token count and head_dim needed)")
+
+
 def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``position_ids [..., L]`` → ``cos, sin [..., L, head_dim]`` (float32)."""
+    _check_head_dim(head_dim, 2, "rope_cos_sin")
     angles = position_ids[..., None].float() * inverse_frequencies(head_dim, theta).to(position_ids.device)
     emb = torch.cat((angles, angles), dim=-1)  # [..., L, hd/2] -> [..., L, hd]
     return emb.cos(), emb.sin()
@@ -68,6 +83,9 @@ def rope_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float) -> tup
 def apply_rotary(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                  unsqueeze_dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate ``q, k [B, heads, L, hd]`` by ``cos, sin [B, L, hd]`` (broadcast over heads)."""
+    if q.ndim == 4 and unsqueeze_dim == 1:
+        for name, x in (("q", q), ("k", k)):
+            _check_rotation(f"apply_rotary ({name})", x, cos, sin, -2, "[B, heads, L, hd]")
     cos, sin = cos.unsqueeze(unsqueeze_dim).to(q.dtype), sin.unsqueeze(unsqueeze_dim).to(q.dtype)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 
@@ -82,12 +100,16 @@ def vision_position_ids(grid_thw: torch.Tensor | Sequence[Sequence[int]], spatia
     raster order, the 4 patches of a group in raster order), repeated for each of the t temporal
     slices. Several grids are concatenated in order.
     """
-    grid = torch.as_tensor(grid_thw, dtype=torch.long).reshape(-1, 3)
+    grid = torch.as_tensor(grid_thw)
+    if grid.ndim == 1 and grid.numel() == 3:
+        grid = grid[None]  # one (t, h, w)
+    grid = _as_grid("grid_thw", grid, grid.device)  # [n, 3]
     m = spatial_merge_size
     out = []
     for t, h, w in grid.tolist():
-        if h % m or w % m:
-            raise ValueError(f"grid (t={t}, h={h}, w={w}): h and w must be multiples of spatial_merge_size={m}")
+        if min(t, h, w) < 1 or h % m or w % m:
+            raise ValueError(f"grid (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of "
+                             f"spatial_merge_size={m}")
         rows = torch.arange(h).view(h, 1).expand(h, w)  # [h, w]
         cols = torch.arange(w).view(1, w).expand(h, w)  # [h, w]
         rc = torch.stack([rows, cols], dim=-1)  # [h, w, 2]
@@ -103,6 +125,9 @@ def vision_rotary_angles(position_ids: torch.Tensor, head_dim: int, theta: float
 
     Each axis gets head_dim/4 frequencies theta^(-2i/(head_dim/2)); head_dim 80 → 20 per axis.
     """
+    _check_head_dim(head_dim, 4, "vision 2D-RoPE (half the frequencies per axis)")
+    if position_ids.ndim != 2 or position_ids.shape[-1] != 2:
+        raise ValueError(f"vision position ids must be [N, 2] (row, column), got shape {tuple(position_ids.shape)}")
     inv = inverse_frequencies(head_dim // 2, theta).to(position_ids.device)  # [hd/4]
     angles = position_ids[..., None].float() * inv  # [N, 2, hd/4]
     return torch.cat([angles[:, 0], angles[:, 1]], dim=-1)  # [N, hd/2]
@@ -118,6 +143,8 @@ def vision_cos_sin(position_ids: torch.Tensor, head_dim: int, theta: float = 100
 def apply_rotary_vision(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotate ``q, k [N, heads, hd]`` by ``cos, sin [N, hd]``; computed in float32, cast back."""
+    for name, x in (("q", q), ("k", k)):
+        _check_rotation(f"apply_rotary_vision ({name})", x, cos, sin, 0, "[N, heads, hd]")
     cos, sin = cos.unsqueeze(-2).float(), sin.unsqueeze(-2).float()  # [N, 1, hd]
     return _rotate_vision(q, cos, sin), _rotate_vision(k, cos, sin)
 
@@ -140,10 +167,15 @@ def mrope_angles(position_ids: torch.Tensor, head_dim: int, theta: float,
     Frequency pair j belongs to section 0 (temporal), 1 (height) or 2 (width) by
     ``mrope_section`` (e.g. 16 / 24 / 24 pairs) and rotates by that row's id.
     """
-    if sum(mrope_section) != head_dim // 2:
-        raise ValueError(f"mrope_section {list(mrope_section)} must sum to head_dim/2 = {head_dim // 2}")
+    _check_head_dim(head_dim, 2, "M-RoPE")
+    if len(mrope_section) != 3 or sum(mrope_section) != head_dim // 2:
+        raise ValueError(f"mrope_section {list(mrope_section)} must be 3 parts (t, h, w) summing to "
+                         f"head_dim/2 = {head_dim // 2}")
     if position_ids.ndim == 2:
-        position_ids = position_ids.unsqueeze(0).expand(3, -1, -1)
+        position_ids = position_ids.unsqueeze(0).expand(3, -1, -1)  # [B, L] text ids -> [3, B, L]
+    if position_ids.ndim != 3 or position_ids.shape[0] != 3:
+        raise ValueError(f"M-RoPE position ids must be [3, B, L] (t, h, w rows) or [B, L], got shape "
+                         f"{tuple(position_ids.shape)}")
     inv = inverse_frequencies(head_dim, theta).to(position_ids.device)  # [hd/2]
     angles = position_ids[..., None].float() * inv  # [3, B, L, hd/2]
     chunks = angles.split(list(mrope_section), dim=-1)
@@ -246,8 +278,7 @@ def mrope_position_ids(
         raise ValueError(f"input_ids must have shape [batch, seq_len], got {list(input_ids.shape)}")
     if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
         raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    if isinstance(spatial_merge_size, bool) or not isinstance(spatial_merge_size, int) or spatial_merge_size < 1:
-        raise ValueError(f"spatial_merge_size must be an integer >= 1, got {spatial_merge_size!r}")
+    check_int("spatial_merge_size", spatial_merge_size)
     B, L = input_ids.shape
     device = input_ids.device
     image_grid = _as_grid("image_grid_thw", image_grid_thw, device)  # [N_img, 3]
@@ -430,8 +461,12 @@ def segments_to_batch(
         tokens: list[int] = []
         for kind, value in row:
             if kind == "text":
+                if isinstance(value, int) and value < 0:
+                    raise ValueError(f"row {r}: a text segment needs a length >= 0, got {value}")
                 tokens += [TEXT_FILLER_ID] * value if isinstance(value, int) else [int(v) for v in value]
             elif kind in grids:
+                if len(value) != 3:
+                    raise ValueError(f"row {r}: {kind} grid must be (t, h, w), got {value!r}")
                 t, h, w = (int(v) for v in value)
                 if t < 1 or h < 1 or w < 1 or h % spatial_merge_size or w % spatial_merge_size:
                     raise ValueError(f"row {r}: {kind} grid (t={t}, h={h}, w={w}) must be positive with h, w "

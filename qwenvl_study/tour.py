@@ -389,7 +389,8 @@ def _lessons07_08() -> list[Fact]:
                       frames.shape == ref_frames.shape and torch.equal(frames, ref_frames)))
     long_video = (30 * 600, 30.0, 1080, 1920)  # 10 min of 1080p at 30 fps
     idx, (rh, rw) = ref.qvu_plan_video(*long_video)
-    qvu_tokens = len(idx) // 2 * (rh // 28) * (rw // 28)
+    # transformers' processor counts the patches of one (already sized) frame; a token is 2 frames x 2x2 patches
+    qvu_tokens = len(idx) // 2 * ref.hf_image_processor().get_number_of_image_patches(rh, rw, {}) // 4
     tokens = {name: plan_video(*long_video, defaults=name).tokens for name in ("0.0.8", "0.0.10", "paper")}
     facts.append(Fact("10-min 1080p video → tokens, preset 0.0.8 (default; budget 24576, floor binds)",
                       tokens["0.0.8"], f"{qvu_tokens} (qwen-vl-utils 0.0.8)", tokens["0.0.8"] == qvu_tokens))
@@ -497,8 +498,7 @@ def _lessons09_10() -> list[Fact]:
     a, b = clip.clip_loss(i, t, 1 / 0.07).item(), ref.hf_clip_loss(i, t, 1 / 0.07).item()
     facts.append(Fact("CLIP symmetric InfoNCE vs CLIPModel's loss", f"{a:.6f}", f"{b:.6f}", abs(a - b) <= 1e-5))
     row = budget.token_budget(budget.BUDGET_INPUTS[:1])["224x224"]
-    hf_h, hf_w = ref.hf_smart_resize(224, 224)
-    hf_qwen2 = hf_h // 28 * (hf_w // 28)  # one token per 28x28 square
+    hf_qwen2 = ref.hf_image_processor().get_number_of_image_patches(224, 224, {}) // 4  # one token per 2x2 patches
     cols, rows = ref.hf_tile_grid(224, 224)
     hf_intern = 256 * (cols * rows + (cols * rows > 1))  # 256 per tile (+ thumbnail)
     facts.append(Fact("224x224 visual tokens: Qwen-VL / BLIP-2 / LLaVA-1.5 / InternVL2 / Qwen2-VL",

@@ -224,15 +224,21 @@ class VisionTransformer(nn.Module):
             block.attn.attn_backend = backend
 
     def _check_inputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
-        grid = torch.as_tensor(grid_thw, dtype=torch.long)
+        grid = torch.as_tensor(grid_thw)
         if grid.ndim != 2 or grid.shape[1] != 3 or grid.shape[0] < 1:
             raise ValueError(f"grid_thw must be [n_images, 3] (t, h, w), got shape {tuple(grid.shape)}")
+        if grid.dtype.is_floating_point or grid.dtype.is_complex or grid.dtype == torch.bool:
+            raise ValueError(f"grid_thw must hold integers (t, h, w in patches), got dtype {grid.dtype}")
+        grid = grid.long()
         m = self.spatial_merge_size
         if (grid < 1).any() or (grid[:, 1:] % m).any():
             raise ValueError(f"grid_thw {grid.tolist()}: t, h, w must be >= 1 and h, w multiples of "
                              f"spatial_merge_size={m}")
         n = int(grid.prod(-1).sum())
         dim = self.config.patch_dim
+        if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
+            raise ValueError(f"pixel_values must be a floating-point tensor [N, {dim}], got "
+                             f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}")
         if pixel_values.ndim != 2 or pixel_values.shape != (n, dim):
             raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; grid_thw {grid.tolist()} "
                              f"needs [{n}, {dim}] (sum of t*h*w rows of {dim} values)")
@@ -261,6 +267,9 @@ class VisionTransformer(nn.Module):
     def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
         """Load the published ``visual.*`` tensors (prefix stripped). All problems in one ValueError:
         missing and unexpected names (when ``strict``) and mis-shaped tensors (always)."""
+        if not isinstance(state_dict, Mapping):
+            raise ValueError(f"VisionTransformer.load_state_dict: expected a mapping of tensor names to tensors, "
+                             f"got {type(state_dict).__name__}")
         own = self.state_dict()
         missing = sorted(set(own) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(own))

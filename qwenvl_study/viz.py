@@ -1,8 +1,10 @@
 """Figures the notebooks and the demo share (matplotlib; each function returns its Figure).
 
 Every figure is computed from the package's own functions — a drawing never restates a number
-by hand. Sections: dynamic resolution (lesson 01); media, chat, grounding (lessons 07–08). Later
-lessons add theirs below.
+by hand; every axis is labelled and every figure titled. One section per lesson, in this order:
+01 dynamic resolution and patching; 07–08 media, chat, grounding; 09–10 the VLM family; 04 the
+vision encoder; 02–03 positions (vision 2D-RoPE, M-RoPE). The paper sections and reference files
+are those of the modules each figure draws from.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .patching import open_image, to_rgb
-from .resolution import FACTOR, MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, count_image_tokens, smart_resize
+from .patching import open_image, resize_image, to_rgb
+from .resolution import FACTOR, MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, count_image_tokens
 
 __all__ = [
     "savefig",
@@ -84,8 +86,8 @@ def draw_patch_grid(image: Image.Image | str | Path, *, min_pixels: int = MIN_PI
     """The resized image with its 14x14 patch grid; each 2x2 merge group (one LLM token) tinted."""
     plt = _plt()
     rgb = to_rgb(open_image(image))
-    h, w = smart_resize(rgb.height, rgb.width, min_pixels=min_pixels, max_pixels=max_pixels)
-    resized = rgb.resize((w, h), resample=Image.Resampling.BICUBIC)
+    resized = resize_image(rgb, min_pixels=min_pixels, max_pixels=max_pixels)
+    h, w = resized.height, resized.width
     gh, gw = h // PATCH_SIZE, w // PATCH_SIZE
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 7 * h / w))
@@ -172,9 +174,7 @@ def draw_two_frames(image: Image.Image | str | Path, *, min_pixels: int = MIN_PI
     plt = _plt()
     from matplotlib.patches import Rectangle
 
-    rgb = to_rgb(open_image(image))
-    h, w = smart_resize(rgb.height, rgb.width, min_pixels=min_pixels, max_pixels=max_pixels)
-    resized = np.asarray(rgb.resize((w, h), resample=Image.Resampling.BICUBIC))
+    resized = np.asarray(resize_image(image, min_pixels=min_pixels, max_pixels=max_pixels))  # [H', W', 3]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 3, 2]})
     r, c = patch
     for k, ax in enumerate(axes[:2]):
@@ -201,8 +201,8 @@ def explain_image(image: Image.Image | str | Path, *, min_pixels: int = MIN_PIXE
     """resize → 14x14 patches → merged tokens, for one image (the ``explain`` command)."""
     plt = _plt()
     rgb = to_rgb(open_image(image))
-    h, w = smart_resize(rgb.height, rgb.width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
-    resized = rgb.resize((w, h), resample=Image.Resampling.BICUBIC)
+    resized = resize_image(rgb, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    h, w = resized.height, resized.width
     gh, gw = h // PATCH_SIZE, w // PATCH_SIZE
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.6 * max(0.5, min(1.5, h / w))))
     axes[0].imshow(rgb)
@@ -906,9 +906,9 @@ def plot_attention_memory(image_patches: Sequence[int], heads: int = 16, ax=None
     ax.plot(counts, per_seg, "s-", label="one call per segment (eager math)")
     ax.plot(counts, [0] * len(counts), "^-", label="varlen / flash kernels (no score matrix)")
     ax.set_xlabel("images packed")
-    ax.set_ylabel("mask + score bytes (MiB)")
-    ax.set_title(f"Attention memory, {heads} heads, images of {', '.join(map(str, image_patches))} patches",
-                 fontsize=9)
+    ax.set_ylabel("mask + score bytes (MiB, computed by score_bytes)")
+    ax.set_title(f"Attention memory (analytic; measured in benchmarks/bench_vision.py), {heads} heads,\n"
+                 f"images of {', '.join(map(str, image_patches))} patches", fontsize=9)
     ax.legend(fontsize=8)
     return fig
 

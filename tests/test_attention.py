@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from qwenvl_study import reference as ref
 from qwenvl_study.attention import (BACKENDS, attention, attention_weights, available_backends,
                                     block_diagonal_mask, causal_mask, cu_seqlens_from_grid, cu_seqlens_from_lengths,
-                                    resolve_backend, segment_lengths)
+                                    resolve_backend, score_bytes, segment_lengths)
 
 grids = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 4).map(lambda x: 2 * x),
                            st.integers(1, 4).map(lambda x: 2 * x)), min_size=1, max_size=4)
@@ -121,7 +121,36 @@ def test_backend_switch_and_clear_errors():
         attention(torch.randn(1, 4, 4, 8), torch.randn(1, 2, 4, 8), torch.randn(1, 2, 4, 8), enable_gqa=False)
     with pytest.raises(ValueError, match="segment lengths must be >= 1"):
         cu_seqlens_from_lengths([2, 0])
+    b = torch.randn(1, 2, 3, 8)
+    with pytest.raises(ValueError, match=r"q \(1, 2, 3, 8\) and k \(1, 2, 3, 4\) need the same head_dim"):
+        attention(b, torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))
+    with pytest.raises(ValueError, match=r"mask of shape \(5, 5\) does not broadcast to \[B, Hq, L, S\] = \[1, 2, 3, 3\]"):
+        attention(b, b, b, mask=torch.ones(5, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="grid_thw must be integers of shape"):
+        cu_seqlens_from_grid([[1, 2]])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        block_diagonal_mask(torch.tensor([0, 3, 2]))
+    with pytest.raises(ValueError, match="need 0 <= query_len <= key_len"):
+        causal_mask(-1)
+    with pytest.raises(ValueError, match="at least one segment"):
+        score_bytes([], 2, dense=False)
     assert set(BACKENDS) == {"eager", "sdpa", "varlen"}
+
+
+def test_score_bytes_counts_the_tensors_the_eager_math_builds():
+    """score_bytes (the model behind notebook 04's memory figure) against the real tensors: the dense
+    bool mask and the two fp32 [H, N, N] buffers (scores, probabilities) of one packed eager call;
+    per segment, the same two buffers for the largest segment only."""
+    lengths, heads, hd = [5, 9, 3], 2, 8
+    cu = cu_seqlens_from_lengths(lengths)
+    n = sum(lengths)
+    mask = block_diagonal_mask(cu)  # [N, N] bool
+    q = torch.randn(1, heads, n, hd)
+    weights = attention_weights(q, q, mask=mask)  # [1, H, N, N] fp32 (the scores buffer has the same size)
+    assert score_bytes(lengths, heads, dense=True) == mask.numel() * mask.element_size() + 2 * weights.nbytes
+    big = max(lengths)
+    largest = attention_weights(q[:, :, :big], q[:, :, :big])  # [1, H, big, big]
+    assert score_bytes(lengths, heads, dense=False) == 2 * largest.nbytes
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen attention needs a CUDA GPU (none here)")

@@ -36,7 +36,7 @@ def test_tokens_respects_pixel_bounds_and_rule(tmp_path, capsys):
     assert "resized 700x28" in t_line and "resized 1988x28" in q_line
 
 
-def test_tour_facts_all_hold_and_figures_are_written(tmp_path):
+def test_tour_facts_all_hold_and_figures_are_written(tmp_path, one_thread):
     lines = []
     facts = run_tour(tmp_path, print_fn=lines.append)
     assert facts and all(f.ok for f in facts), [f for f in facts if not f.ok]

@@ -81,6 +81,10 @@ def test_load_config_errors_name_the_problem(tmp_path):
         load_config(tmp_path)
     with pytest.raises(ValueError, match="model_type is 'llava'"):
         load_config({"model_type": "llava"})
+    with pytest.raises(ValueError, match="needs a checkpoint directory, a config.json path or a dict, got list"):
+        load_config([1, 2])
+    with pytest.raises(ValueError, match="mrope_section must be 3 integers"):
+        load_config({"rope_scaling": {"mrope_section": 5}})
 
 
 @pytest.mark.parametrize("build, match", [
@@ -99,6 +103,14 @@ def test_config_field_checks():
         TextConfig(mrope_section=(16, 24, 20))
     with pytest.raises(ValueError, match="depth"):
         VisionConfig(depth=0)
+    with pytest.raises(ValueError, match="VisionConfig.mlp_ratio must be a positive finite number, got -1"):
+        VisionConfig(mlp_ratio=-1)
+    with pytest.raises(ValueError, match="VisionConfig.rope_theta must be a positive finite number, got 0"):
+        VisionConfig(rope_theta=0)
+    with pytest.raises(ValueError, match="TextConfig.rms_norm_eps must be a positive finite number, got nan"):
+        TextConfig(rms_norm_eps=float("nan"))
+    with pytest.raises(ValueError, match="mrope_section must be 3 integers"):
+        TextConfig(mrope_section=5)
 
 
 _LAYER = re.compile(r"(?<![A-Za-z])(?:Linear|Conv3d|Embedding|LayerNorm)\([^)]*\)+")

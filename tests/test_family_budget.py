@@ -11,8 +11,9 @@ from qwenvl_study.family import budget as B
 
 
 def _hf_qwen2vl_image_tokens(w, h):
-    rh, rw = ref.hf_smart_resize(h, w)  # transformers' processor rule, published bounds
-    return (rh // 28) * (rw // 28)  # one token per 28x28 square (2x2 merged 14px patches)
+    """transformers' processor: its patch count for the image, 4 patches (2x2) per merged token."""
+    processor = ref.hf_image_processor()  # the published bounds
+    return processor.get_number_of_image_patches(h, w, {}) // processor.merge_size**2
 
 
 def test_every_image_cell_equals_the_reference():
@@ -28,17 +29,17 @@ def test_every_image_cell_equals_the_reference():
 
 
 def test_video_cell_equals_qwen_vl_utils_budget():
-    """qwen-vl-utils 0.0.8: smart_nframes at 2 fps, per-frame max pixels = the total budget shared by
-    the frames (its float value), its smart_resize; then ceil(frames / 2) x (H/28) x (W/28)."""
-    q = ref.qwen_vl_utils()
+    """qwen-vl-utils 0.0.8's own fetch_video (on a shape-only stand-in: ``reference.qvu_plan_video``)
+    picks the frames and the frame size; transformers' processor turns them into a grid (frames in
+    pairs, 14-px patches, 4 per merged token)."""
+    processor = ref.hf_image_processor()
     for seconds, fps, w, h in [(60, 30, 1280, 720), (10, 24, 1920, 1080), (1, 30, 640, 480), (600, 25, 3840, 2160),
                                (3, 60, 200, 2000)]:
-        n = q.smart_nframes({"fps": 2.0}, total_frames=int(seconds * fps), video_fps=fps)
-        max_pixels = max(min(q.VIDEO_MAX_PIXELS, q.VIDEO_TOTAL_PIXELS / n * q.FRAME_FACTOR),
-                         int(q.VIDEO_MIN_PIXELS * 1.05))
-        rh, rw = q.smart_resize(h, w, min_pixels=q.VIDEO_MIN_PIXELS, max_pixels=max_pixels)
+        indices, (rh, rw) = ref.qvu_plan_video(int(seconds * fps), float(fps), h, w)
+        n = len(indices)
+        patches_per_frame = processor.get_number_of_image_patches(rh, rw, {})  # (rh, rw) is kept as it is
         item = B.BudgetInput("v", w, h, seconds=seconds, video_fps=fps)
-        assert B.visual_tokens("Qwen2-VL", item) == math.ceil(n / 2) * (rh // 28) * (rw // 28)
+        assert B.visual_tokens("Qwen2-VL", item) == math.ceil(n / 2) * patches_per_frame // 4
         assert B.visual_tokens("LLaVA-1.5", item, video_as_frames=True) == n * 576
 
 
@@ -60,3 +61,5 @@ def test_format_and_bad_model():
     assert text.splitlines()[0].split(" | ")[0].strip() == "input" and "—" in text and "2,691" in text
     with pytest.raises(ValueError, match="model must be one of"):
         B.visual_tokens("GPT-4V", B.BUDGET_INPUTS[0])
+    with pytest.raises(ValueError, match="at least one input row"):
+        format_budget({})

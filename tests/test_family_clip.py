@@ -86,6 +86,10 @@ def test_bad_inputs():
         clip_loss(torch.randn(3, 4), torch.randn(2, 4), 1.0)
     with pytest.raises(ValueError, match="positive"):
         clip_loss(torch.randn(3, 4), torch.randn(3, 4), 0.0)
+    with pytest.raises(ValueError, match="N >= 1 pairs"):
+        clip_loss(torch.zeros(0, 4), torch.zeros(0, 4), 1.0)
+    with pytest.raises(ValueError, match=r"2 <= batch_size <= num_pairs=1024, got 1 and 5000"):
+        train_toy_clip(steps=1, batch_size=5000)
 
 
 def test_toy_training_converges_deterministically():

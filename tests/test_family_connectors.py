@@ -21,7 +21,8 @@ from qwenvl_study.family.blip2 import (
     qformer_mask,
 )
 from qwenvl_study.family.budget import connector_chains
-from qwenvl_study.family.llava import LLAVA_1_5_7B, LLAVA_7B, LlavaConnector, LlavaMultiModalProjector
+from qwenvl_study.family.llava import (LLAVA_1_5_7B, LLAVA_7B, LlavaConnector, LlavaMultiModalProjector,
+                                       select_image_features)
 from qwenvl_study.family.minigpt import (
     MINIGPT_V2,
     MiniGPT4Projection,
@@ -79,6 +80,19 @@ def test_bad_inputs_name_the_expected_shape():
         LlavaConnector(replace(LLAVA_1_5_7B, vision_hidden_size=4, text_hidden_size=4))(torch.randn(1, 10, 4))
     with pytest.raises(ValueError, match="divisible by 4"):
         concat_adjacent_tokens(torch.randn(1, 10, 3))
+    with pytest.raises(ValueError, match="k .* must be an integer >= 1, got 0"):
+        concat_adjacent_tokens(torch.randn(1, 4, 2), 0)
+    with pytest.raises(ValueError, match="QwenVLConfig.head_dim must be a positive integer, got 0"):
+        QwenVLConfig(head_dim=0)
+    with pytest.raises(ValueError, match="QFormerConfig.num_attention_heads must be a positive integer, got 0"):
+        QFormerConfig(num_attention_heads=0)
+    with pytest.raises(ValueError, match=r"must be \[B, 1 \+ patches, C\] \(CLS first\), got \(3, 4\)"):
+        select_image_features(torch.zeros(3, 4))
+    qformer = QFormerModel(TINY_QFORMER)
+    with pytest.raises(ValueError, match=r"query_length must be an integer in \[0, 7\].*got 10"):
+        qformer(torch.randn(1, 7, 32), torch.randn(1, 5, 24), None, 10)
+    with pytest.raises(ValueError, match="same batch size, got 2 and 1"):
+        qformer(torch.randn(2, 7, 32), torch.randn(1, 5, 24), None, 4)
 
 
 # ------------------------------------------------------------------ Qwen-VL

@@ -37,6 +37,17 @@ def test_tile_grid_equals_transformers_with_min_num_1(w, h, max_num):
     assert 1 <= cols * rows <= max_num
 
 
+@given(w=sides, h=sides, lo=st.integers(1, 12), span=st.integers(0, 12))
+def test_tile_grid_differs_from_transformers_only_on_equal_area_ties(w, h, lo, span):
+    """Any min_num: where the published order and transformers' order pick different grids, the two
+    are an exact tie — same area, same distance to the image's aspect ratio (see internvl.py)."""
+    ours = internvl_tile_grid(w, h, min_num=lo, max_num=lo + span)
+    theirs = ref.hf_tile_grid(w, h, min_num=lo, max_num=lo + span)
+    if ours != theirs:
+        assert ours[0] * ours[1] == theirs[0] * theirs[1]
+        assert abs(w / h - ours[0] / ours[1]) == abs(w / h - theirs[0] / theirs[1])
+
+
 def test_tile_grid_sweep_of_common_sizes_and_max_num():
     sizes = [(224, 224), (448, 448), (640, 480), (800, 600), (1280, 720), (1920, 1080), (3840, 2160), (2000, 200),
              (200, 2000), (1080, 1920), (896, 448), (1000, 1), (1, 1000), (4480, 448), (333, 1000)]
@@ -96,9 +107,14 @@ def test_tiles_and_thumbnail_equal_transformers_crops(size):
         assert np.array_equal(np.asarray(a), b)  # pixel-exact (both PIL bicubic)
 
 
-def test_bad_tiling_input_raises():
+def test_bad_tiling_input_raises(tmp_path):
     with pytest.raises(ValueError, match="width"):
         internvl_tile_grid(0, 10)
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        dynamic_preprocess(str(tmp_path / "nope.png"))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png: not a readable image"):
+        dynamic_preprocess(tmp_path / "bad.png")
     with pytest.raises(ValueError, match="min_num=5 is larger than max_num=2"):
         internvl_tile_grid(10, 10, min_num=5, max_num=2)
 
@@ -125,6 +141,10 @@ def test_pixel_shuffle_real_shape_and_bad_input():
         pixel_shuffle(torch.randn(1, 5, 4, 3))
     with pytest.raises(ValueError, match="channels last"):
         pixel_shuffle(torch.randn(4, 4, 3))
+    with pytest.raises(ValueError, match=r"pixel_unshuffle: scale must be 1/k .* got 0"):
+        pixel_unshuffle(torch.randn(1, 4, 4, 4), 0)
+    with pytest.raises(ValueError, match=r"pixel_shuffle: scale must be 1/k .* got 2"):
+        pixel_shuffle(torch.randn(1, 4, 4, 4), 2)
 
 
 # ------------------------------------------------------------------ the projector / connector

@@ -83,6 +83,14 @@ def test_parse_is_robust():
         to_normalized((0, 0, 641, 10), SAMPLE_SIZE)
     with pytest.raises(ValueError, match="x1 <= x2"):
         format_box((5, 5, 1, 9))
+    with pytest.raises(ValueError, match=r"image size must be \(width, height\) with positive integers, got 100"):
+        to_normalized((0, 0, 1, 1), 100)
+    with pytest.raises(ValueError, match="a box is four finite numbers"):
+        to_normalized((0, 0, "a", 1), (100, 100))
+    with pytest.raises(ValueError, match="needs the model's answer as a str, got NoneType"):
+        parse_grounding(None)
+    # numpy numbers are numbers
+    assert to_normalized(tuple(np.array([0, 0, 50, 50])), (np.int64(100), np.int64(100))) == (0, 0, 500, 500)
 
 
 def test_draw_boxes_outlines_the_true_box():

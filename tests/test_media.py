@@ -352,6 +352,9 @@ def test_bad_input_errors(tmp_path):
         (_user({"type": "text", "text": "hi"}, {"type": "image"}), r"content item 1: an item of type 'image' needs"),
         (_user({"type": "video", "video": MP4, "nframes": 400}), r"nframes must lie in \[2, 100\].*got 400"),
         (_user({"type": "video", "video": MP4, "max_pixels": 60_000}), r"min_pixels=100352 is larger than max_pixels=60000"),
+        (_user({"type": "video", "video": MP4, "fps": 0}), r"sample\.mp4'\): fps must be a number > 0, got 0"),
+        (_user({"type": "video", "video": MP4, "nframes": "8"}), r"nframes must be a number > 0, got '8'"),
+        (_user({"type": "video", "video": MP4, "total_pixels": -1}), r"total_pixels must be a number > 0, got -1"),
     ]
     for messages, match in cases:
         with pytest.raises(ValueError, match=match):
@@ -405,11 +408,18 @@ def test_preprocess_video_equals_transformers_parts(t, gh, gw, as_pil):
 
 
 def test_preprocess_video_resizes_like_the_processor_would():
-    from qwenvl_study.resolution import smart_resize
+    """Frames the processor would resize: the grid follows transformers' video processor's own
+    smart_resize (the resize itself is torchvision's there and cannot run here)."""
+    hf = ref.hf_video_processing_module()
+    for t, h, w in [(3, 30, 50), (2, 500, 90), (1, 13, 2000)]:
+        _, grid = qs_preprocess_video(torch.zeros(t, 3, h, w))
+        rh, rw = hf.smart_resize(h, w, factor=28, min_pixels=3136, max_pixels=12845056)
+        assert grid.tolist() == [[(t + 1) // 2, rh // 14, rw // 14]]
 
-    _, grid = qs_preprocess_video(torch.zeros(3, 3, 30, 50))
-    h, w = smart_resize(30, 50)
-    assert grid.tolist() == [[2, h // 14, w // 14]]
+
+def test_frame_indices_bad_counts():
+    with pytest.raises(ValueError, match="need total_frames >= 1 and nframes >= 1, got 0 and 4"):
+        media.frame_indices(0, 4)
 
 
 def test_preprocess_video_bad_frames():

@@ -18,6 +18,8 @@ from qwenvl_study import reference as ref
 from qwenvl_study.rope import (IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_END_TOKEN_ID, VISION_START_TOKEN_ID,
                                mrope_cos_sin, mrope_position_ids, rope_cos_sin, segments_to_batch)
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: threads only add synchronisation (conftest)
+
 VS, VE, IMG, VID = VISION_START_TOKEN_ID, VISION_END_TOKEN_ID, IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
 T = 872  # an ordinary text token
 
@@ -294,3 +296,10 @@ def test_segments_to_batch_lays_out_tokens_like_the_processor():
                                   ([[("text", 5)]], {"pad_side": "middle"}, "pad_side must be")]:
         with pytest.raises(ValueError, match=message):
             segments_to_batch(rows, **kwargs)
+
+
+def test_segments_to_batch_bad_segments():
+    with pytest.raises(ValueError, match="a text segment needs a length >= 0, got -1"):
+        segments_to_batch([[("text", -1)]])
+    with pytest.raises(ValueError, match=r"image grid must be \(t, h, w\), got \(1, 2\)"):
+        segments_to_batch([[("image", (1, 2))]])

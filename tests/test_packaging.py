@@ -40,7 +40,7 @@ def test_public_api_names_are_exported():
                  "to_normalized", "from_normalized", "format_grounding", "parse_grounding", "draw_boxes",
                  "internvl_tile_grid", "pixel_shuffle", "clip_loss", "token_budget", "format_budget",
                  # lesson 04
-                 "VisionTransformer", "attention", "block_diagonal_mask", "cu_seqlens_from_grid",
+                 "VisionTransformer", "block_diagonal_mask", "cu_seqlens_from_grid",
                  # lessons 05-06
                  "Qwen2VL", "load_pretrained"]:
         assert hasattr(qwenvl_study, name), name
@@ -51,3 +51,14 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make demo" in readme and "make lab" in readme
+
+
+def test_submodules_are_not_shadowed_by_exports():
+    """`import qwenvl_study.attention as m` must give the module, not a function of the same name."""
+    import importlib
+    import types
+
+    for name in ["config", "resolution", "patching", "rope", "attention", "vision", "language", "model",
+                 "checkpoint", "media", "chat", "grounding", "reference", "viz", "tour", "cli", "env", "family"]:
+        assert isinstance(getattr(qwenvl_study, name, importlib.import_module(f"qwenvl_study.{name}")),
+                          types.ModuleType), name

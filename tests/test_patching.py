@@ -9,8 +9,10 @@ from PIL import Image
 
 from qwenvl_study import PatchEmbed, patchify, preprocess_image
 from qwenvl_study import reference as ref
-from qwenvl_study.patching import unpatchify
+from qwenvl_study.patching import open_image, resize_image, unpatchify
 from qwenvl_study.samples import sample_path
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: threads only add synchronisation (conftest)
 
 
 def _image(h: int, w: int, mode: str, seed: int) -> Image.Image:
@@ -35,6 +37,20 @@ def test_preprocess_image_equals_the_pil_processor(h, w, mode, lo, hi, seed):
     assert torch.equal(grid, hgrid) and grid.dtype == torch.long and grid.shape == (1, 3)
     assert pv.dtype == torch.float32 and pv.shape == hpv.shape and pv.shape[1] == 1176
     assert (pv - hpv).abs().max().item() <= 1e-6
+
+
+@given(h=st.integers(1, 400), w=st.integers(1, 400), lo=st.integers(1, 64), hi=st.integers(64, 512),
+       seed=st.integers(0, 2**16))
+def test_resize_image_equals_qwen_vl_utils_fetch_image(h, w, lo, hi, seed):
+    """The resize step alone, against a reference that returns the resized image: qwen-vl-utils'
+    fetch_image (its smart_resize rule, PIL bicubic) on RGB images."""
+    if max(h, w) / min(h, w) > 200:
+        return
+    img = _image(h, w, "RGB", seed)
+    min_pixels, max_pixels = lo * 28 * 28, hi * 28 * 28
+    theirs = ref.qwen_vl_utils().fetch_image({"image": img, "min_pixels": min_pixels, "max_pixels": max_pixels})
+    ours = resize_image(img, min_pixels=min_pixels, max_pixels=max_pixels, rule="qwen-vl-utils")
+    assert ours.size == theirs.size and np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
 def test_sample_image_and_path_input_equal_the_processor():
@@ -89,9 +105,14 @@ def test_patchify_rows_keep_merge_groups_adjacent():
     assert ids == expected
 
 
+_EMBEDS: dict[int, PatchEmbed] = {}  # one random PatchEmbed per width (building the 1280-wide one is the slow part)
+
+
 @given(n=st.integers(1, 64), dim=st.sampled_from([8, 64, 1280]))
 def test_conv3d_patch_embed_equals_its_linear_twin(n, dim):
-    embed = PatchEmbed(embed_dim=dim)
+    if dim not in _EMBEDS:
+        _EMBEDS[dim] = PatchEmbed(embed_dim=dim)
+    embed = _EMBEDS[dim]
     x = torch.randn(n, 1176)
     out = embed(x)
     assert out.shape == (n, dim)
@@ -128,3 +149,11 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         preprocess_image(good, min_pixels=9999, max_pixels=3136)
     with pytest.raises(ValueError, match=r"frames of shape \(1, 3, 30, 28\)"):
         patchify(torch.zeros(1, 3, 30, 28))
+    with pytest.raises(ValueError, match="expected a PIL image, a path or bytes, got int"):
+        preprocess_image(5)
+    with pytest.raises(ValueError, match="expected a PIL image, a path or bytes, got NoneType"):
+        open_image(None)
+    with pytest.raises(ValueError, match=r"grid \(1, 1, 3\): .*multiples of merge_size=2"):
+        unpatchify(torch.zeros(3, 1176), (1, 1, 3))
+    with pytest.raises(ValueError, match=r"PatchEmbed: pixel_values must be \[N, 1176\].*got shape \(3, 100\)"):
+        PatchEmbed(embed_dim=8)(torch.zeros(3, 100))

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from qwenvl_study import count_image_tokens, count_video_tokens, smart_resize
 from qwenvl_study import reference as ref
-from qwenvl_study.resolution import MAX_PIXELS, MIN_PIXELS, image_grid_thw, video_grid_thw
+from qwenvl_study.resolution import (MAX_PIXELS, MIN_PIXELS, ceil_by_factor, floor_by_factor, grid_tokens, image_grid_thw,
+                                     round_by_factor, video_grid_thw)
 
 sides = st.integers(min_value=1, max_value=20000)
 bounds = st.tuples(st.integers(1, 4000), st.integers(1, 4000)).map(sorted).map(
@@ -25,14 +26,14 @@ def test_smart_resize_equals_transformers_at_published_bounds(h, w):
 
 @given(h=sides, w=sides, b=bounds)
 def test_smart_resize_equals_transformers_for_any_bounds(h, w, b):
-    assume(_ratio_ok(h, w) and b[0] <= b[1])
+    assume(_ratio_ok(h, w))
     lo, hi = b
     assert smart_resize(h, w, min_pixels=lo, max_pixels=hi) == ref.hf_smart_resize(h, w, min_pixels=lo, max_pixels=hi)
 
 
 @given(h=sides, w=sides, b=bounds)
 def test_qwen_vl_utils_rule_equals_qwen_vl_utils(h, w, b):
-    assume(_ratio_ok(h, w) and b[0] <= b[1])
+    assume(_ratio_ok(h, w))
     lo, hi = b
     theirs = ref.qwen_vl_utils().smart_resize(h, w, min_pixels=lo, max_pixels=hi)
     assume(min(theirs) > 0)  # see test_qwen_vl_utils_zero_side_is_clamped
@@ -47,6 +48,28 @@ def test_resized_sides_are_multiples_of_28_within_bounds(h, w):
         assert rh % 28 == 0 and rw % 28 == 0 and rh >= 28 and rw >= 28
         assert MIN_PIXELS <= rh * rw <= MAX_PIXELS
         assert count_image_tokens(h, w, rule=rule, special_tokens=False) >= 4  # never fewer than 4 merged
+
+
+@given(number=st.one_of(st.integers(0, 10**7), st.floats(0, 1e7)), factor=st.sampled_from([2, 14, 28]))
+def test_rounding_helpers_equal_qwen_vl_utils(number, factor):
+    """The three helpers smart_resize (and media's frame counts) use are qwen-vl-utils' own."""
+    q = ref.qwen_vl_utils()
+    assert round_by_factor(number, factor) == q.round_by_factor(number, factor)
+    assert ceil_by_factor(number, factor) == q.ceil_by_factor(number, factor)
+    assert floor_by_factor(number, factor) == q.floor_by_factor(number, factor)
+
+
+def test_grid_tokens_count_merged_tokens_like_the_processor():
+    """transformers' processor expands one image pad per merged token: grid.prod() // merge_size**2."""
+    proc = ref.hf_image_processor()
+    for h, w in [(224, 224), (480, 640), (1080, 1920), (13, 2000)]:
+        grid = image_grid_thw(h, w)
+        assert grid_tokens(grid) == proc.get_number_of_image_patches(h, w, {}) // proc.merge_size**2
+        assert grid_tokens(grid, special_tokens=True) == count_image_tokens(h, w)
+    with pytest.raises(ValueError, match=r"grid \(t=1, h=3, w=4\).*merge_size=2"):
+        grid_tokens((1, 3, 4))
+    with pytest.raises(ValueError, match=r"grid \(t=0, h=2, w=2\)"):
+        grid_tokens((0, 2, 2))
 
 
 def test_thin_image_drift_between_the_two_references():
@@ -74,6 +97,14 @@ def test_common_sizes_match_the_processor(h, w, tokens):
     assert t * gh * gw == ref.hf_image_processor().get_number_of_image_patches(h, w, {})
     assert count_image_tokens(h, w) == tokens == gh * gw // 4 + 2
     assert count_image_tokens(h, w, special_tokens=False) == tokens - 2
+
+
+@given(n=st.integers(1, 64), h=sides, w=sides, b=bounds)
+def test_video_tokens_equal_transformers_video_processor(n, h, w, b):
+    assume(_ratio_ok(h, w))
+    lo, hi = b
+    patches = ref.hf_video_patch_count(n, h, w, min_pixels=lo, max_pixels=hi)
+    assert count_video_tokens(n, h, w, min_pixels=lo, max_pixels=hi, special_tokens=False) * 4 == patches
 
 
 @given(n=st.integers(1, 64), h=st.integers(28, 2000), w=st.integers(28, 2000))

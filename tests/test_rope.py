@@ -1,5 +1,6 @@
 """Vision 2D-RoPE and M-RoPE application vs transformers (ids builder tests: test_mrope_ids.py)."""
 
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -7,6 +8,8 @@ from hypothesis import strategies as st
 from qwenvl_study import reference as ref
 from qwenvl_study.rope import (apply_mrope, apply_rotary_vision, mrope_cos_sin, rope_cos_sin, vision_cos_sin,
                                vision_position_ids)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: threads only add synchronisation (conftest)
 
 grids = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 6).map(lambda x: 2 * x),
                            st.integers(1, 6).map(lambda x: 2 * x)), min_size=1, max_size=4)
@@ -68,3 +71,28 @@ def test_mrope_on_text_is_exactly_1d_rope(b, length):
     cos, sin = mrope_cos_sin(ids, 128, 1e6, (16, 24, 24))
     cos1, sin1 = rope_cos_sin(ids[0], 128, 1e6)
     assert torch.equal(cos, cos1) and torch.equal(sin, sin1)
+
+
+def test_bad_input_is_a_clear_value_error():
+    pos = vision_position_ids([[1, 2, 2]])
+    cos, sin = vision_cos_sin(pos, 16)
+    q = torch.randn(4, 2, 16)
+    cases = [
+        (lambda: vision_position_ids([[1, 3, 4]]), r"grid \(t=1, h=3, w=4\).*multiples of spatial_merge_size=2"),
+        (lambda: vision_position_ids([[1, -2, 4]]), r"grid \(t=1, h=-2, w=4\): t, h, w must be >= 1"),
+        (lambda: vision_position_ids([[0, 2, 4]]), r"grid \(t=0, h=2, w=4\)"),
+        (lambda: vision_position_ids([[1, 2]]), r"grid_thw must have shape \[num_items, 3\]"),
+        (lambda: vision_position_ids(torch.tensor([[1.5, 2, 2]])), "grid_thw must hold integers"),
+        (lambda: vision_cos_sin(pos, 6), "head_dim must be a positive multiple of 4, got 6"),
+        (lambda: vision_cos_sin(torch.zeros(4, 3, dtype=torch.long), 16), r"must be \[N, 2\] \(row, column\)"),
+        (lambda: rope_cos_sin(torch.arange(4), 7, 1e4), "head_dim must be a positive multiple of 2, got 7"),
+        (lambda: mrope_cos_sin(torch.zeros(3, 1, 4, dtype=torch.long), 16, 1e4, (1, 2, 3)), "must be 3 parts"),
+        (lambda: mrope_cos_sin(torch.zeros(2, 1, 4, dtype=torch.long), 16, 1e4, (2, 3, 3)),
+         r"must be \[3, B, L\].*got shape \(2, 1, 4\)"),
+        (lambda: apply_rotary_vision(q, q, cos[:3], sin[:3]), r"apply_rotary_vision \(q\): q/k of shape \(4, 2, 16\)"),
+        (lambda: apply_mrope(torch.zeros(1, 2, 4, 16), torch.zeros(1, 1, 4, 16), torch.zeros(1, 5, 16),
+                             torch.zeros(1, 5, 16)), r"apply_rotary \(q\).*\[B, heads, L, hd\]"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()

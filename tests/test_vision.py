@@ -258,6 +258,12 @@ def test_bad_inputs_raise_clear_errors(tiny_model):
         VisionTransformer(TINY, attn_backend="varlen")(pv, g)
     with pytest.raises(ValueError, match="needs a VisionConfig"):
         VisionTransformer(QWEN2_VL_2B)
+    with pytest.raises(ValueError, match="grid_thw must hold integers"):
+        tiny_model(pv, torch.tensor([[1.0, 4.0, 4.0]]))
+    with pytest.raises(ValueError, match="pixel_values must be a floating-point tensor"):
+        tiny_model(pv.long(), g)
+    with pytest.raises(ValueError, match="expected a mapping of tensor names to tensors, got list"):
+        tiny_model.load_state_dict([1, 2])
 
 
 def test_exported_at_top_level():

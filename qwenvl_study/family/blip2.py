@@ -34,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import require_positive
+from ..resolution import check_int
+
 __all__ = [
     "QFormerConfig",
     "BLIP2_QFORMER",
@@ -71,6 +74,9 @@ class QFormerConfig:
     llm_hidden_size: int = 2560  # OPT-2.7B: the ``language_projection`` target
 
     def __post_init__(self) -> None:
+        require_positive(self, "num_query_tokens", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                         "intermediate_size", "cross_attention_frequency", "encoder_hidden_size", "num_image_tokens",
+                         "llm_hidden_size")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not divisible by "
                              f"num_attention_heads={self.num_attention_heads}")
@@ -95,9 +101,8 @@ MASK_KINDS: tuple[str, ...] = ("itc", "itm", "itg", "instruct")
 
 
 def _check_lengths(num_query: int, num_text: int) -> None:
-    for name, value in (("num_query", num_query), ("num_text", num_text)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    check_int("num_query", num_query, 0)
+    check_int("num_text", num_text, 0)
 
 
 def _apply_padding(mask: torch.Tensor, num_query: int, text_padding: torch.Tensor | None) -> torch.Tensor:
@@ -284,6 +289,13 @@ class QFormerModel(nn.Module):
             raise ValueError(f"image features must be [B, N, {cfg.encoder_hidden_size}], got {tuple(image.shape)}")
         query_length = embeds.shape[1] if query_length is None else query_length
         n = embeds.shape[1]
+        check_int("query_length", query_length, 0)
+        if query_length > n:
+            raise ValueError(f"query_length must be an integer in [0, {n}] (the queries lead the {n} embeddings), "
+                             f"got {query_length!r}")
+        if image.shape[0] != embeds.shape[0]:
+            raise ValueError(f"embeds and image features need the same batch size, got {embeds.shape[0]} and "
+                             f"{image.shape[0]}")
         if mask is not None:
             if mask.shape[-2:] != (n, n):
                 raise ValueError(f"mask must be [{n}, {n}] (or batched), got {tuple(mask.shape)}")

@@ -20,6 +20,11 @@ Per model (each figure comes from the module that builds the connector):
   the frames, qwen-vl-utils' ``smart_resize``; two frames per temporal patch.
 
 The 1-minute video is assumed to be 1280x720 at 30 fps.
+
+Reference (tests/test_family_budget.py re-derives every cell): transformers'
+``Qwen2VLImageProcessorPil.get_number_of_image_patches`` and ``get_optimal_tiled_canvas``
+(got_ocr2, InternVL's processor); qwen-vl-utils 0.0.8's ``fetch_video`` for the video's frames and
+frame size.
 """
 
 from __future__ import annotations
@@ -113,6 +118,8 @@ def token_budget(inputs: Sequence[BudgetInput] = BUDGET_INPUTS, models: Sequence
 
 def format_budget(table: dict[str, dict[str, int | None]]) -> str:
     """A plain-text table: one row per input, one column per model; ``—`` = not supported."""
+    if not table:
+        raise ValueError("format_budget needs at least one input row (a token_budget(...) table)")
     models = list(next(iter(table.values())))
     rows = [("input", *models)]
     rows += [(name, *("—" if row[m] is None else f"{row[m]:,}" for m in models)) for name, row in table.items()]

@@ -53,8 +53,9 @@ def _scale_tensor(logit_scale: float | torch.Tensor, like: torch.Tensor) -> torc
 def clip_logits(image_features: torch.Tensor, text_features: torch.Tensor,
                 logit_scale: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits_per_image [N, N], logits_per_text [N, N]) = scale · cosine similarities."""
-    if image_features.dim() != 2 or text_features.dim() != 2 or image_features.shape != text_features.shape:
-        raise ValueError(f"image and text features must both be [N, D] with the same shape, got "
+    if (image_features.dim() != 2 or text_features.dim() != 2 or image_features.shape != text_features.shape
+            or image_features.shape[0] < 1):
+        raise ValueError(f"image and text features must both be [N, D] with the same shape and N >= 1 pairs, got "
                          f"{tuple(image_features.shape)} and {tuple(text_features.shape)}")
     scale = _scale_tensor(logit_scale, image_features)
     img = F.normalize(image_features, dim=-1)  # [N, D], unit rows
@@ -172,8 +173,9 @@ def train_toy_clip(steps: int = 300, *, seed: int = 0, batch_size: int = 64, lr:
     thread: these matrices are tiny, so more threads only add synchronisation (and one thread
     makes the numbers independent of the machine's core count).
     """
-    if steps < 1 or batch_size < 2:
-        raise ValueError(f"steps must be >= 1 and batch_size >= 2, got {steps} and {batch_size}")
+    if steps < 1 or not 2 <= batch_size <= config.num_pairs:
+        raise ValueError(f"steps must be >= 1 and 2 <= batch_size <= num_pairs={config.num_pairs}, got {steps} "
+                         f"and {batch_size}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -28,11 +28,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from PIL import Image
 from torch import nn
+
+from ..patching import open_image
+from ..resolution import check_int
 
 __all__ = [
     "InternVLConfig",
@@ -88,8 +92,7 @@ INTERNVL2_8B = InternVLConfig()
 def _check_tiling_args(width: int, height: int, min_num: int, max_num: int, image_size: int) -> None:
     for name, value in (("width", width), ("height", height), ("min_num", min_num), ("max_num", max_num),
                         ("image_size", image_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_int(name, value)
     if min_num > max_num:
         raise ValueError(f"min_num={min_num} is larger than max_num={max_num}")
 
@@ -170,11 +173,13 @@ def internvl_image_tokens(width: int, height: int, *, config: InternVLConfig = I
     return tiles * config.tokens_per_tile
 
 
-def dynamic_preprocess(image: Image.Image, *, min_num: int = 1, max_num: int = 12, image_size: int = 448,
+def dynamic_preprocess(image: Image.Image | str | Path, *, min_num: int = 1, max_num: int = 12, image_size: int = 448,
                        use_thumbnail: bool = True) -> list[Image.Image]:
     """Resize to (cols*448, rows*448), cut the tiles in raster order, append a 448x448 thumbnail
     of the whole image when there is more than one tile. PIL bicubic resizes, as published
-    (``Image.resize``'s default for RGB) and as transformers' PIL processor."""
+    (``Image.resize``'s default for RGB) and as transformers' PIL processor. ``image``: a PIL image or
+    a path (bad files raise ValueError / FileNotFoundError naming them)."""
+    image = open_image(image)
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     (tw, th), boxes = internvl_tile_boxes(rgb.width, rgb.height, min_num=min_num, max_num=max_num,
                                           image_size=image_size)
@@ -188,12 +193,18 @@ def dynamic_preprocess(image: Image.Image, *, min_num: int = 1, max_num: int = 1
 # ---------------------------------------------------------------------------------------------
 # Pixel shuffle: 2x2 neighbouring patch tokens → one token with 4x the channels
 # ---------------------------------------------------------------------------------------------
-def _check_shuffle(x: torch.Tensor, scale: float) -> tuple[int, int, int, int, int]:
+def _shuffle_factor(x: torch.Tensor, scale: float, name: str) -> int:
+    """k = 1/scale for a channels-last ``x [B, H, W, C]``; ValueError for anything else."""
     if x.dim() != 4:
-        raise ValueError(f"pixel_shuffle expects [B, H, W, C] (channels last), got shape {tuple(x.shape)}")
-    if not 0 < scale <= 1 or abs(1 / scale - round(1 / scale)) > 1e-9:
-        raise ValueError(f"scale must be 1/k for an integer k >= 1 (0.5 merges 2x2), got {scale}")
-    k = round(1 / scale)
+        raise ValueError(f"{name} expects [B, H, W, C] (channels last), got shape {tuple(x.shape)}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1 \
+            or abs(1 / scale - round(1 / scale)) > 1e-9:
+        raise ValueError(f"{name}: scale must be 1/k for an integer k >= 1 (0.5 merges 2x2), got {scale!r}")
+    return round(1 / scale)
+
+
+def _check_shuffle(x: torch.Tensor, scale: float) -> tuple[int, int, int, int, int]:
+    k = _shuffle_factor(x, scale, "pixel_shuffle")
     n, w, h, c = x.shape
     if w % k or h % k:
         raise ValueError(f"pixel_shuffle with scale {scale}: both spatial sides must be divisible by {k}, "
@@ -220,10 +231,8 @@ def pixel_shuffle(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
 
 def pixel_unshuffle(x: torch.Tensor, scale: float = 0.5) -> torch.Tensor:
     """The exact inverse of :func:`pixel_shuffle`: ``[B, 16, 16, 4C]`` → ``[B, 32, 32, C]``."""
-    if x.dim() != 4:
-        raise ValueError(f"pixel_unshuffle expects [B, H, W, C] (channels last), got shape {tuple(x.shape)}")
-    k = round(1 / scale)
-    if not 0 < scale <= 1 or abs(1 / scale - k) > 1e-9 or x.shape[-1] % (k * k):
+    k = _shuffle_factor(x, scale, "pixel_unshuffle")
+    if x.shape[-1] % (k * k):
         raise ValueError(f"pixel_unshuffle with scale {scale}: channels {x.shape[-1]} must be divisible by "
                          f"{k * k}")
     n, w2, h2, c4 = x.shape

@@ -53,6 +53,8 @@ LLAVA_7B = LlavaConfig(image_size=224, projector="linear")  # LLaVA (v1): 224 px
 
 def select_image_features(hidden: torch.Tensor, strategy: str = "default") -> torch.Tensor:
     """``default``: drop the CLS token ([B, 577, C] → [B, 576, C]); ``full``: keep it."""
+    if hidden.dim() != 3 or hidden.shape[1] < 2:
+        raise ValueError(f"vision hidden states must be [B, 1 + patches, C] (CLS first), got {tuple(hidden.shape)}")
     if strategy == "default":
         return hidden[:, 1:]  # [B, 1 + N, C] -> [B, N, C]
     if strategy == "full":

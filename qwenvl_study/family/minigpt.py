@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..resolution import check_int
+
 __all__ = [
     "MiniGPTConfig",
     "MINIGPT4_7B",
@@ -55,6 +57,7 @@ MINIGPT_V2 = MiniGPTConfig(image_size=448)
 
 def concat_adjacent_tokens(x: torch.Tensor, k: int = 4) -> torch.Tensor:
     """[B, N, C] → [B, N/k, kC]: tokens k*i .. k*i+k-1 (consecutive in raster order) side by side."""
+    check_int("k (tokens concatenated into one)", k)
     if x.dim() != 3 or x.shape[1] % k:
         raise ValueError(f"concat_adjacent_tokens needs [B, N, C] with N divisible by {k}, got {tuple(x.shape)}")
     b, n, c = x.shape
@@ -63,6 +66,7 @@ def concat_adjacent_tokens(x: torch.Tensor, k: int = 4) -> torch.Tensor:
 
 def split_adjacent_tokens(x: torch.Tensor, k: int = 4) -> torch.Tensor:
     """The inverse: [B, N/k, kC] → [B, N, C]."""
+    check_int("k (tokens concatenated into one)", k)
     if x.dim() != 3 or x.shape[2] % k:
         raise ValueError(f"split_adjacent_tokens needs [B, M, kC] with channels divisible by {k}, "
                          f"got {tuple(x.shape)}")

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import require_positive
+
 __all__ = [
     "QwenVLConfig",
     "QWEN_VL",
@@ -67,6 +69,7 @@ class QwenVLConfig:
         return math.isqrt(self.num_queries)  # 16
 
     def __post_init__(self) -> None:
+        require_positive(self, "image_size", "patch_size", "vit_width", "num_queries", "output_dim", "head_dim")
         if math.isqrt(self.num_queries) ** 2 != self.num_queries:
             raise ValueError(f"num_queries must be a square (a grid of queries), got {self.num_queries}")
         if self.output_dim % 4 or self.output_dim % self.head_dim:
