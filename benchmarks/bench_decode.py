@@ -42,7 +42,7 @@ def bandwidth_gbs(device: torch.device) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=4)
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     weights = find_weights()
@@ -78,22 +78,31 @@ def main() -> None:
         return ref.hf_generate(hf, cfg, ids, **kw, max_new_tokens=k, min_new_tokens=k, do_sample=False,
                                eos_token_id=None)
 
-    results = {}
-    for name, fn in (("ours", run_ours), ("transformers", run_hf)):
+    runs = {"ours": run_ours, "transformers": run_hf}
+    for fn in runs.values():
         fn(2)  # warm-up
-        prefill = statistics.median(measure(lambda: fn(1), device)[1] for _ in range(args.repeats))
-        runs = [measure(lambda: fn(n), device) for _ in range(args.repeats)]
-        total = statistics.median(t for _, t, _ in runs)
-        decode = (n - 1) / max(total - prefill, 1e-9)  # tokens/s after the first
-        peak = (f"{max(p for _, _, p in runs):.2f} GiB (allocated)" if device.type == "cuda" else
+    prefill: dict[str, list[float]] = {k: [] for k in runs}
+    total: dict[str, list[float]] = {k: [] for k in runs}
+    outputs, peaks = {}, {k: 0.0 for k in runs}
+    for r in range(args.repeats):  # alternate the order: a shared machine's drift hits both alike
+        for name in (list(runs) if r % 2 == 0 else list(runs)[::-1]):
+            prefill[name].append(measure(lambda: runs[name](1), device)[1])
+            outputs[name], seconds, peak = measure(lambda: runs[name](n), device)
+            total[name].append(seconds)
+            peaks[name] = max(peaks[name], peak or 0.0)
+    results = {}
+    for name in runs:
+        first = statistics.median(prefill[name])
+        decode = (n - 1) / max(statistics.median(total[name]) - first, 1e-9)  # tokens/s after the first
+        peak = (f"{peaks[name]:.2f} GiB (allocated)" if device.type == "cuda" else
                 f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB (process max RSS so far)")
-        results[name] = (runs[0][0], decode, prefill, peak)
+        results[name] = (outputs[name], decode, first, peak)
     same = torch.equal(results["ours"][0], results["transformers"][0])
     llm_bytes = sum(p.numel() * p.element_size() for n_, p in ours.named_parameters() if not n_.startswith("visual."))
     bw = bandwidth_gbs(device)
     bound = bw * 1e9 / llm_bytes
     print(f"device {torch.cuda.get_device_name(0) if device.type == 'cuda' else 'cpu'}, {cfg.name}, {dtype}, "
-          f"prompt {ids.shape[1]} tokens (one 224x224 image), {n} new tokens, batch 1, median of {args.repeats}")
+          f"prompt {ids.shape[1]} tokens (one 224x224 image), {n} new tokens, batch 1, median of {args.repeats} (alternating)")
     print(f"same greedy tokens: {same}")
     for name, (_, rate, prefill, peak) in results.items():
         print(f"  {name:12} decode {rate:8.1f} tok/s   prefill {prefill * 1e3:7.1f} ms   peak {peak}")
