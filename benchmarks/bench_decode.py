@@ -46,19 +46,15 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     weights = find_weights()
-    if device.type == "cuda":
-        dtype = torch.bfloat16
-        if weights is not None:
-            ours = load_pretrained(weights, dtype=dtype, device=device)
-            cfg = ours.config
-        else:
-            cfg = QWEN2_VL_2B
-    else:
-        dtype, cfg = torch.float32, cpu_config()
-        print("no CUDA device: running on CPU with", cfg.name, "in fp32 (the 2B bf16 run needs a GPU)")
-    if device.type == "cuda" and weights is not None:
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if device.type == "cuda" and weights is not None:  # the published weights, loaded by both
+        ours = load_pretrained(weights, dtype=dtype, device=device)
+        cfg = ours.config
         hf = ref.hf_from_pretrained(weights, dtype=dtype, device=device, attn_implementation="sdpa")
-    else:
+    else:  # random weights, shared: the 2B config on a GPU, a 0.5B-sized LLM on CPU
+        cfg = QWEN2_VL_2B if device.type == "cuda" else cpu_config()
+        if device.type != "cuda":
+            print("no CUDA device: running on CPU with", cfg.name, "in fp32 (the 2B bf16 run needs a GPU)")
         hf = ref.hf_model(cfg, attn_implementation="sdpa").to(device=device, dtype=dtype)
         ours = Qwen2VL(cfg).to(device=device, dtype=dtype).eval()
         ours.load_state_dict(ref.published_state_dict(hf))

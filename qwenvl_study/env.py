@@ -12,15 +12,9 @@ import platform
 import sys
 from pathlib import Path
 
-__all__ = ["WEIGHTS_ENV", "preamble", "find_weights", "cuda_available", "measure"]
+__all__ = ["WEIGHTS_ENV", "preamble", "find_weights", "measure"]
 
 WEIGHTS_ENV = "QWEN2VL_2B_PATH"  # a local directory holding Qwen2-VL-2B-Instruct
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def find_weights(path: str | os.PathLike | None = None) -> Path | None:

@@ -165,7 +165,8 @@ class Qwen2VL(nn.Module):
             raise ValueError("generate needs left padding: some rows end with padding (attention_mask[:, -1] == 0)")
         self._check_media(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
         stops = torch.tensor([self.config.eos_token_id, self.config.bos_token_id] if eos_token_id is None else
-                             [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id))
+                             [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id),
+                             dtype=torch.long, device=input_ids.device)
         pad = self.config.bos_token_id if pad_token_id is None else pad_token_id
         batch, length = input_ids.shape
         position_ids, deltas = self.positions(input_ids, attention_mask, image_grid_thw, video_grid_thw)
@@ -182,7 +183,7 @@ class Qwen2VL(nn.Module):
                                       top_k=top_k, generator=generator)  # [B]
             token = torch.where(done, torch.full_like(token, pad), token)
             new_tokens.append(token)
-            done |= torch.isin(token, stops.to(token.device))
+            done |= torch.isin(token, stops)
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
             ids = torch.cat([ids, token[:, None]], dim=1)  # [B, L + step + 1]
