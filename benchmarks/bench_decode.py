@@ -18,9 +18,9 @@ import statistics
 import torch
 
 from qwenvl_study import QWEN2_VL_2B, Qwen2VL, load_pretrained
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.config import TextConfig, VisionConfig
-from qwenvl_study.env import find_weights, measure
+from qwenvl_study.course.env import find_weights, measure
 
 
 def cpu_config():

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from qwenvl_study import reference as ref  # noqa: E402
+from qwenvl_study.course import reference as ref  # noqa: E402
 from qwenvl_study.family import blip2, clip, internvl  # noqa: E402
 
 

@@ -11,10 +11,10 @@ import statistics
 import tempfile
 import time
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import load_tokenizer, prepare_inputs
 from qwenvl_study.media import fetch_image, fetch_video
-from qwenvl_study.samples import sample_path
+from qwenvl_study.course.samples import sample_path
 
 
 def timed(fn, repeat=5):

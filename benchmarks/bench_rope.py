@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.rope import mrope_position_ids, segments_to_batch
 
 GOAL = 10.0

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from qwenvl_study import QWEN2_VL_2B, VisionConfig, preprocess_image  # noqa: E402
-from qwenvl_study import reference as ref  # noqa: E402
+from qwenvl_study.course import reference as ref  # noqa: E402
 from qwenvl_study.attention import (attention, available_backends, block_diagonal_mask,  # noqa: E402
                                     cu_seqlens_from_grid, score_bytes)
 from qwenvl_study.vision import VisionTransformer  # noqa: E402
@@ -45,7 +45,7 @@ BF16_PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "
 def sample_pixels(side: int) -> tuple[torch.Tensor, torch.Tensor]:
     from PIL import Image
 
-    from qwenvl_study.samples import sample_path
+    from qwenvl_study.course.samples import sample_path
 
     image = Image.open(sample_path()).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
     return preprocess_image(image)

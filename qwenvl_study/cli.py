@@ -116,7 +116,7 @@ def _is_animated(path: Path) -> bool:
 @command("tokens", "original size → resized size, grid, patches, tokens for each image, GIF or video", _tokens_args)
 def _tokens(args: argparse.Namespace) -> int:
     from .media import is_video_path
-    from .samples import SAMPLE_GIF, SAMPLE_VIDEO, sample_path
+    from .course.samples import SAMPLE_GIF, SAMPLE_VIDEO, sample_path
 
     paths = args.paths or [sample_path(), sample_path(SAMPLE_GIF), sample_path(SAMPLE_VIDEO)]
     status = 0
@@ -147,9 +147,9 @@ def _explain(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from . import viz
+    from .course import figures as viz
     from .media import is_video_path
-    from .samples import sample_path
+    from .course.samples import sample_path
 
     path = args.path or sample_path()
     try:
@@ -171,7 +171,7 @@ def _tour_args(p: argparse.ArgumentParser) -> None:
 
 @command("tour", "the course's key facts computed live, ✔/✘ against the reference", _tour_args)
 def _tour(args: argparse.Namespace) -> int:
-    from .tour import run_tour
+    from .course.tour import run_tour
 
     facts = run_tour(args.out)
     return 0 if all(f.ok for f in facts) else 1
@@ -189,7 +189,7 @@ def _download_args(p: argparse.ArgumentParser) -> None:
          _download_args)
 def _download(args: argparse.Namespace) -> int:
     from .checkpoint import download
-    from .env import WEIGHTS_ENV
+    from .course.env import WEIGHTS_ENV
 
     try:
         path = download(args.repo, args.local_dir, source=args.source)

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.attention import (BACKENDS, attention, attention_weights, available_backends,
                                     block_diagonal_mask, causal_mask, cu_seqlens_from_grid, cu_seqlens_from_lengths,
                                     resolve_backend, score_bytes, segment_lengths)

@@ -15,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import (CHAT_TEMPLATE, IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD, build_prompt, expand_vision_pads,
                                load_tokenizer, prepare_inputs, split_special_tokens)
 from qwenvl_study.config import Qwen2VLConfig
-from qwenvl_study.samples import sample_path
+from qwenvl_study.course.samples import sample_path
 
 MP4, GIF, PNG = str(sample_path("sample.mp4")), str(sample_path("sample.gif")), str(sample_path("sample.png"))
 

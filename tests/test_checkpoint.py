@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from qwenvl_study import QWEN2_VL_2B, QWEN2_VL_7B, Qwen2VL, count_parameters, load_pretrained
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.checkpoint import published_key, save_pretrained
 from qwenvl_study.config import tiny_config
 

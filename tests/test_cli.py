@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from qwenvl_study.cli import main
-from qwenvl_study.tour import run_tour
+from qwenvl_study.course.tour import run_tour
 
 
 def test_tokens_prints_the_whole_chain(tmp_path, capsys):
@@ -52,7 +52,7 @@ def test_console_script_entry_point():
 # --- lessons 07-08: videos and GIFs in `tokens`, the `explain` command ---------------------------
 def test_tokens_for_videos_and_gifs_from_timestamps_only(capsys):
     from qwenvl_study.media import fetch_video
-    from qwenvl_study.samples import sample_path
+    from qwenvl_study.course.samples import sample_path
 
     mp4, gif = sample_path("sample.mp4"), sample_path("sample.gif")
     assert main(["tokens", str(mp4), str(gif)]) == 0
@@ -67,7 +67,7 @@ def test_tokens_for_videos_and_gifs_from_timestamps_only(capsys):
 
 
 def test_tokens_shows_where_the_16384_cap_bites(tmp_path, capsys):
-    from qwenvl_study.samples import sample_path
+    from qwenvl_study.course.samples import sample_path
 
     assert main(["tokens", str(sample_path("sample.mp4")), "--fps", "25", "--preset", "paper"]) == 0
     out = capsys.readouterr().out
@@ -80,7 +80,7 @@ def test_tokens_shows_where_the_16384_cap_bites(tmp_path, capsys):
 def test_explain_draws_images_and_videos(tmp_path, capsys):
     from PIL import Image as PILImage
 
-    from qwenvl_study.samples import sample_path
+    from qwenvl_study.course.samples import sample_path
 
     assert main(["explain", "--out", str(tmp_path / "image.png")]) == 0
     assert main(["explain", str(sample_path("sample.gif")), "--video", "--out", str(tmp_path / "gif.png")]) == 0

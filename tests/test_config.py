@@ -9,7 +9,7 @@ import pytest
 
 from qwenvl_study import (QWEN2_VL_2B, QWEN2_VL_7B, QWEN2_VL_72B, Qwen2VLConfig, TextConfig, VisionConfig,
                           count_parameters, load_config, model_structure, tiny_config)
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.config import PRESETS, QWEN_VL_VS_QWEN2_VL, format_table
 
 # config.json of Qwen/Qwen2-VL-2B-Instruct as published (transformers 4.x flat layout).

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from qwenvl_study import format_budget, token_budget
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.family import budget as B
 
 

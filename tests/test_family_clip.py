@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qwenvl_study import clip_loss
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.family.clip import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, LogitScale, clip_logits, train_toy_clip
 
 

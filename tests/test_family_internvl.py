@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from qwenvl_study import internvl_tile_grid, pixel_shuffle
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.family.internvl import (
     INTERNVL2_8B,
     InternVLConnector,

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from qwenvl_study.grounding import (GroundedBox, box_on_resized, draw_boxes, format_box, format_grounding,
                                     from_normalized, parse_grounding, rescale_box, to_normalized)
-from qwenvl_study.samples import SAMPLE_OBJECTS, SAMPLE_SIZE, make_sample_image
+from qwenvl_study.course.samples import SAMPLE_OBJECTS, SAMPLE_SIZE, make_sample_image
 from qwenvl_study.resolution import smart_resize
 
 

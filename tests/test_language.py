@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.config import tiny_config
 from qwenvl_study.language import KVCache, Qwen2Model, RMSNorm, decoder_mask
 

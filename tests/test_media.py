@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from qwenvl_study import media
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.patching import preprocess_video as qs_preprocess_video
 from qwenvl_study.media import MEDIA_PRESETS, fetch_image, fetch_video, plan_video, process_vision_info, smart_nframes
-from qwenvl_study.samples import (GIF_FRAME_MS, GIF_FRAMES, GIF_SIZE, VIDEO_FPS, VIDEO_FRAMES, VIDEO_SIZE, sample_path,
+from qwenvl_study.course.samples import (GIF_FRAME_MS, GIF_FRAMES, GIF_SIZE, VIDEO_FPS, VIDEO_FRAMES, VIDEO_SIZE, sample_path,
                                   write_gif, write_mp4)
 
 MP4, GIF, PNG = str(sample_path("sample.mp4")), str(sample_path("sample.gif")), str(sample_path("sample.png"))

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import mm_token_type_ids
 from qwenvl_study.rope import segments_to_batch
 from qwenvl_study.config import tiny_config
@@ -125,7 +125,7 @@ def test_bad_inputs_are_named(models):
 def test_decoded_text_equals_transformers_from_a_chat_with_the_sample_image(tmp_path):
     """The full path: messages → prepare_inputs (tiny real Qwen2 tokenizer) → generate → decode."""
     from qwenvl_study.chat import load_tokenizer, model_inputs, prepare_inputs
-    from qwenvl_study.samples import sample_path
+    from qwenvl_study.course.samples import sample_path
 
     tok = load_tokenizer(ref.write_tiny_qwen2_tokenizer(tmp_path))
     # untied lm_head: with tied embeddings a small random model just repeats its last input token

@@ -14,7 +14,7 @@ import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.rope import (IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_END_TOKEN_ID, VISION_START_TOKEN_ID,
                                mrope_cos_sin, mrope_position_ids, rope_cos_sin, segments_to_batch)
 

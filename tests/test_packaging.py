@@ -59,6 +59,7 @@ def test_submodules_are_not_shadowed_by_exports():
     import types
 
     for name in ["config", "resolution", "patching", "rope", "attention", "vision", "language", "model",
-                 "checkpoint", "media", "chat", "grounding", "reference", "viz", "tour", "cli", "env", "family"]:
+                 "checkpoint", "media", "chat", "grounding", "cli", "family", "course", "course.reference",
+                 "course.figures", "course.tour", "course.env", "course.samples"]:
         assert isinstance(getattr(qwenvl_study, name, importlib.import_module(f"qwenvl_study.{name}")),
                           types.ModuleType), name

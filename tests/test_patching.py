@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from qwenvl_study import PatchEmbed, patchify, preprocess_image
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.patching import open_image, resize_image, unpatchify
-from qwenvl_study.samples import sample_path
+from qwenvl_study.course.samples import sample_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small tensors: threads only add synchronisation (conftest)
 

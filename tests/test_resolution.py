@@ -5,7 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from qwenvl_study import count_image_tokens, count_video_tokens, smart_resize
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.resolution import (MAX_PIXELS, MIN_PIXELS, ceil_by_factor, floor_by_factor, grid_tokens, image_grid_thw,
                                      round_by_factor, video_grid_thw)
 

@@ -8,9 +8,9 @@ from PIL import Image
 
 import qwenvl_study
 from qwenvl_study import QWEN2_VL_2B, VisionConfig, count_parameters, model_structure, preprocess_image, tiny_config
-from qwenvl_study import reference as ref
+from qwenvl_study.course import reference as ref
 from qwenvl_study.config import vision_config_from_hf
-from qwenvl_study.samples import sample_path
+from qwenvl_study.course.samples import sample_path
 from qwenvl_study.vision import VisionOutput, VisionTransformer
 
 TOL = 1e-5  # fp32, max abs

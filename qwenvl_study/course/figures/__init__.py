@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .patching import open_image, resize_image, to_rgb
-from .resolution import FACTOR, MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, count_image_tokens
+from ...patching import open_image, resize_image, to_rgb
+from ...resolution import FACTOR, MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, count_image_tokens
 
 __all__ = [
     "savefig",
@@ -116,7 +116,7 @@ def draw_patch_grid(image: Image.Image | str | Path, *, min_pixels: int = MIN_PI
 def draw_patch_order(grid_h: int = 4, grid_w: int = 6, ax=None):
     """Row index of every patch in ``pixel_values``: 2x2 merge groups are consecutive rows."""
     plt = _plt()
-    from .rope import vision_position_ids
+    from ...rope import vision_position_ids
 
     rc = vision_position_ids([[1, grid_h, grid_w]], spatial_merge_size=MERGE_SIZE).numpy()
     order = np.zeros((grid_h, grid_w), dtype=int)
@@ -323,7 +323,7 @@ def draw_video_tubes(frames, plan, *, patch: tuple[int, int] | None = None, pair
 def explain_video(ele: dict, *, defaults: str | None = None, progress: bool = False):
     """The ``explain`` figure for a video: sampled frames on the timeline, then their tubes."""
     plt = _plt()
-    from .media import fetch_video
+    from ...media import fetch_video
 
     frames, plan = fetch_video(ele, defaults=defaults, progress=progress)
     fig = plt.figure(figsize=(12, 6.6))
@@ -349,7 +349,7 @@ def plot_video_tokens_vs_duration(height: int = 1080, width: int = 1920, video_f
                                   presets: Sequence[str] = ("0.0.8", "0.0.10", "paper"), ax=None):
     """Merged tokens of a video vs its duration (2 fps sampling), per preset, with the 16384 cap marked."""
     plt = _plt()
-    from .media import MEDIA_PRESETS, plan_video
+    from ...media import MEDIA_PRESETS, plan_video
 
     if ax is None:
         fig, ax = plt.subplots(figsize=(8, 4.8))
@@ -376,7 +376,7 @@ def plot_video_tokens_vs_duration(height: int = 1080, width: int = 1920, video_f
 def draw_gif_modes(path: str | Path):
     """A GIF read as an image (its first frame) and as a video (its frames, fps from the frame durations)."""
     plt = _plt()
-    from .media import fetch_image, fetch_video
+    from ...media import fetch_image, fetch_video
 
     image = fetch_image({"image": str(path)})
     frames, plan = fetch_video({"video": str(path)})
@@ -408,7 +408,7 @@ TOKEN_COLOURS = {
 def draw_chat_tokens(text: str, *, columns: int = 84, title: str | None = None):
     """The prompt with each special token highlighted by kind; runs of pads collapsed to '<|image_pad|> x n'."""
     plt = _plt()
-    from .chat import split_special_tokens
+    from ...chat import split_special_tokens
 
     cells: list[tuple[str, str | None]] = []  # (visible text, colour) per line-wrapped chunk
     for piece, special in split_special_tokens(text):
@@ -474,7 +474,7 @@ def draw_chat_tokens(text: str, *, columns: int = 84, title: str | None = None):
 def plot_input_composition(input_ids, *, ax=None, title: str = "what the LLM sequence is made of"):
     """A horizontal bar: text tokens vs special tokens vs image pads vs video pads in ``input_ids``."""
     plt = _plt()
-    from .chat import IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD
+    from ...chat import IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD
 
     ids = np.asarray(input_ids).reshape(-1)
     image, video = SPECIAL_TOKENS[IMAGE_PAD], SPECIAL_TOKENS[VIDEO_PAD]
@@ -504,7 +504,7 @@ def draw_grounding(image: Image.Image | str | Path, items, *, truth: dict | None
     plt = _plt()
     from matplotlib.patches import Rectangle
 
-    from .grounding import from_normalized
+    from ...grounding import from_normalized
 
     rgb = to_rgb(open_image(image))
     if ax is None:
@@ -544,7 +544,7 @@ def draw_connectors(chains: dict | None = None):
 
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-    from .family.budget import connector_chains
+    from ...family.budget import connector_chains
 
     chains = chains or connector_chains()
     width = max(len(c) for c in chains.values())
@@ -576,7 +576,7 @@ def draw_connectors(chains: dict | None = None):
 def draw_qformer_masks(num_query: int = 4, num_text: int = 4):
     """BLIP-2's self-attention masks (and InstructBLIP's) as images: row attends to column."""
     plt = _plt()
-    from .family.blip2 import MASK_KINDS, qformer_mask
+    from ...family.blip2 import MASK_KINDS, qformer_mask
 
     titles = {"itc": "ITC — uni-modal\n(queries and text apart)", "itm": "ITM — bi-directional",
               "itg": "ITG — multi-modal causal",
@@ -607,7 +607,7 @@ def draw_internvl_tiles(image: Image.Image | str | Path, *, max_num: int = 12, a
     plt = _plt()
     from matplotlib.patches import Rectangle
 
-    from .family.internvl import INTERNVL2_8B, internvl_image_tokens, internvl_tile_boxes
+    from ...family.internvl import INTERNVL2_8B, internvl_image_tokens, internvl_tile_boxes
 
     rgb = to_rgb(open_image(image))
     (tw, th), boxes = internvl_tile_boxes(rgb.width, rgb.height, max_num=max_num)
@@ -644,9 +644,9 @@ def draw_token_grouping(rows: int = 4, cols: int = 8):
     plt = _plt()
     import torch
 
-    from .family.internvl import pixel_shuffle
-    from .family.minigpt import concat_adjacent_tokens
-    from .rope import vision_position_ids
+    from ...family.internvl import pixel_shuffle
+    from ...family.minigpt import concat_adjacent_tokens
+    from ...rope import vision_position_ids
 
     if rows % 2 or cols % 4:
         raise ValueError(f"draw_token_grouping needs an even number of rows and columns divisible by 4, "
@@ -683,7 +683,7 @@ def draw_token_grouping(rows: int = 4, cols: int = 8):
 def plot_token_budget(table: dict | None = None, ax=None):
     """Grouped bars (log scale): visual tokens per input for each model; ✗ = not supported."""
     plt = _plt()
-    from .family.budget import token_budget
+    from ...family.budget import token_budget
 
     table = table or token_budget()
     inputs = list(table)
@@ -716,7 +716,7 @@ def draw_infonce_example(image_features, text_features, logit_scale: float):
     import torch
     import torch.nn.functional as F
 
-    from .family.clip import clip_logits, clip_loss
+    from ...family.clip import clip_logits, clip_loss
 
     sims, _ = clip_logits(torch.as_tensor(image_features), torch.as_tensor(text_features), 1.0)
     logits, logits_t = clip_logits(torch.as_tensor(image_features), torch.as_tensor(text_features), logit_scale)
@@ -825,7 +825,7 @@ def draw_block_mask(grid_thw, ax=None):
     plt = _plt()
     import torch
 
-    from .attention import block_diagonal_mask, cu_seqlens_from_grid
+    from ...attention import block_diagonal_mask, cu_seqlens_from_grid
 
     cu = cu_seqlens_from_grid(torch.as_tensor(grid_thw))
     mask = block_diagonal_mask(cu).numpy()
@@ -894,7 +894,7 @@ def draw_temporal_slices(frames: np.ndarray):
 def plot_attention_memory(image_patches: Sequence[int], heads: int = 16, ax=None):
     """Score-matrix memory of one packed attention call vs the number of images: dense mask vs per segment."""
     plt = _plt()
-    from .attention import score_bytes
+    from ...attention import score_bytes
 
     counts = list(range(1, len(image_patches) + 1))
     dense = [score_bytes(image_patches[:n], heads, dense=True) / 2**20 for n in counts]
@@ -959,7 +959,7 @@ def draw_vision_position_ids(grid_h: int = 6, grid_w: int = 8, spatial_merge_siz
     plt = _plt()
     from matplotlib.patches import Rectangle
 
-    from .rope import vision_position_ids
+    from ...rope import vision_position_ids
 
     rc = vision_position_ids([[1, grid_h, grid_w]], spatial_merge_size).numpy()  # [N, 2] processor order
     rows = np.zeros((grid_h, grid_w), dtype=int)
@@ -1001,7 +1001,7 @@ def plot_vision_rotary_angles(grid_h: int = 8, grid_w: int = 8, head_dim: int = 
     plt = _plt()
     import torch
 
-    from .rope import inverse_frequencies, vision_rotary_angles
+    from ...rope import inverse_frequencies, vision_rotary_angles
 
     r, c = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
     pos = torch.from_numpy(np.stack([r.ravel(), c.ravel()], axis=1))  # [N, 2] raster order
@@ -1067,7 +1067,7 @@ def plot_relative_scores(scores: np.ndarray, grid_h: int, grid_w: int,
 
 
 def _token_kinds(input_ids) -> list[str]:
-    from .rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
+    from ...rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
 
     return ["image" if t == IMAGE_TOKEN_ID else "video" if t == VIDEO_TOKEN_ID else "text" for t in input_ids]
 
@@ -1178,7 +1178,7 @@ def plot_rope_drift(ours, theirs, input_ids, zoom: int = 40):
 def plot_mrope_sections(mrope_section: Sequence[int] = (16, 24, 24), head_dim: int = 128, theta: float = 1e6):
     """Which id row (t / h / w) each rotary pair reads, and the pair's frequency."""
     plt = _plt()
-    from .rope import inverse_frequencies
+    from ...rope import inverse_frequencies
 
     pairs = head_dim // 2
     owner = np.repeat(np.arange(3), mrope_section)  # [pairs]
@@ -1274,7 +1274,7 @@ def plot_next_token_filters(logits, *, temperature: float = 0.7, top_k: int = 20
     import torch
 
     plt = _plt()
-    from .model import filter_logits
+    from ...model import filter_logits
 
     logits = torch.as_tensor(logits, dtype=torch.float32).reshape(-1)
     order = logits.argsort(descending=True)[:show]

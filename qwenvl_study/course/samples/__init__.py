@@ -1,7 +1,7 @@
 """Sample media the project draws itself (nothing is downloaded): the default input of the demo,
 the CLI and the notebooks.
 
-``python -m qwenvl_study.samples`` regenerates the shipped files next to this module. The layout
+``python -m qwenvl_study.course.samples`` regenerates the shipped files next to this module. The layout
 of the sample image is data (``SAMPLE_OBJECTS``), so lessons can use the true boxes of its shapes
 (grounding) without guessing; likewise the moving ball of the animated samples has a known box in
 every frame (``ball_box``).
@@ -132,7 +132,7 @@ def sample_path(name: str = SAMPLE_IMAGE) -> Path:
     path = Path(str(resources.files(__package__).joinpath(name)))
     if not path.is_file():
         raise FileNotFoundError(f"sample {name!r} is missing from {path.parent}; "
-                                f"regenerate with `python -m qwenvl_study.samples`")
+                                f"regenerate with `python -m qwenvl_study.course.samples`")
     return path
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from .config import ParameterCount, Qwen2VLConfig, VisionConfig
-from .resolution import MAX_PIXELS, MIN_PIXELS
-from .rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
+from ..config import ParameterCount, Qwen2VLConfig, VisionConfig
+from ..resolution import MAX_PIXELS, MIN_PIXELS
+from ..rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
 
 __all__ = [
     "transformers_version",
@@ -93,7 +93,7 @@ def tiny_with_vision(vision: VisionConfig) -> Qwen2VLConfig:
     """The tiny config with another vision tower (its merger output follows the LLM width)."""
     from dataclasses import replace
 
-    from .config import tiny_config
+    from ..config import tiny_config
 
     base = tiny_config()
     return replace(base, vision=replace(vision, hidden_size=base.text.hidden_size))
@@ -101,7 +101,7 @@ def tiny_with_vision(vision: VisionConfig) -> Qwen2VLConfig:
 
 def tiny_with_text(*, head_dim: int, theta: float, section: tuple[int, int, int]) -> Qwen2VLConfig:
     """The tiny config with an LLM of the given head_dim / rope theta / mrope_section (2 heads)."""
-    from .config import tiny_config
+    from ..config import tiny_config
 
     return tiny_config(hidden_size=2 * head_dim, num_attention_heads=2, num_key_value_heads=1,
                        rope_theta=theta, mrope_section=section)
@@ -408,7 +408,7 @@ def hf_render_chat(messages: list, *, add_generation_prompt: bool = True, add_vi
     """The chat template rendered by transformers' own Jinja machinery (``render_jinja_template``)."""
     from transformers.utils.chat_template_utils import render_jinja_template
 
-    from .chat import CHAT_TEMPLATE
+    from ..chat import CHAT_TEMPLATE
 
     rendered = render_jinja_template(conversations=[messages], chat_template=chat_template or CHAT_TEMPLATE,
                                      add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
@@ -444,7 +444,7 @@ def write_tiny_qwen2_tokenizer(directory: str | Path, *, vocab_size: int = 512) 
 
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-    from .chat import SPECIAL_TOKENS, tokenizer_config
+    from ..chat import SPECIAL_TOKENS, tokenizer_config
 
     split = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
@@ -502,7 +502,7 @@ def hf_processor(tokenizer: Any) -> Any:
     """
     from transformers import Qwen2VLProcessor
 
-    from .chat import CHAT_TEMPLATE
+    from ..chat import CHAT_TEMPLATE
 
     class Qwen2VLProcessorNoTorchvision(Qwen2VLProcessor):
         def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
@@ -701,7 +701,7 @@ def hf_vision_config(vision: VisionConfig, attn_implementation: str = "eager") -
 
     from transformers import Qwen2VLConfig as HFConfig
 
-    from .config import tiny_config
+    from ..config import tiny_config
 
     base = tiny_config()  # any valid LLM: only the vision part is used
     d = replace(base, vision=replace(vision, hidden_size=base.text.hidden_size)).to_hf_dict()
@@ -834,7 +834,7 @@ def hf_rope_model(spatial_merge_size: int = 2) -> Any:
     """
     from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLModel
 
-    from .config import tiny_config
+    from ..config import tiny_config
 
     cfg = hf_config(tiny_config())
     cfg.vision_config.spatial_merge_size = spatial_merge_size
@@ -852,7 +852,7 @@ def hf_rope_index(input_ids: torch.Tensor, image_grid_thw: torch.Tensor | None =
     use the unpadded length, and after a vision segment it advances by max(h', w') only.
     """
     model = hf_rope_model(spatial_merge_size)
-    from .chat import mm_token_type_ids
+    from ..chat import mm_token_type_ids
 
     types = mm_token_type_ids(input_ids, image_token_id, video_token_id)
     with torch.no_grad():
@@ -873,7 +873,7 @@ def hf_model(config: Qwen2VLConfig, *, attn_implementation: str = "eager", seed:
 
 def published_state_dict(hf: Any) -> dict[str, torch.Tensor]:
     """transformers' in-memory state dict under the published names (tied lm_head dropped)."""
-    from .checkpoint import published_key
+    from ..checkpoint import published_key
 
     tied = hf.config.tie_word_embeddings
     return {published_key(k): v for k, v in hf.state_dict().items() if not (tied and k == "lm_head.weight")}
@@ -882,7 +882,7 @@ def published_state_dict(hf: Any) -> dict[str, torch.Tensor]:
 def hf_generate(hf: Any, config: Qwen2VLConfig, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 **kwargs: Any) -> torch.Tensor:
     """transformers' ``generate``, returning only the new tokens ``[B, n]`` (like ``Qwen2VL.generate``)."""
-    from .chat import mm_token_type_ids
+    from ..chat import mm_token_type_ids
 
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
@@ -913,7 +913,7 @@ def model_pair(config: Qwen2VLConfig, *, seed: int = 0, attn_implementation: str
     ``keep_token_ids``: zero the embedding (and lm_head) rows of every other id, so a random model
     only ever emits tokens a small tokenizer knows (for "decoded text equal" checks).
     """
-    from .model import Qwen2VL
+    from ..model import Qwen2VL
 
     hf = hf_model(config, attn_implementation=attn_implementation, seed=seed)
     if keep_token_ids is not None:

@@ -56,8 +56,8 @@ def _lesson01() -> list[Fact]:
     from PIL import Image
 
     from . import reference as ref
-    from .patching import PatchEmbed, preprocess_image
-    from .resolution import count_image_tokens, smart_resize
+    from ..patching import PatchEmbed, preprocess_image
+    from ..resolution import count_image_tokens, smart_resize
     from .samples import sample_path
 
     facts = []
@@ -95,7 +95,7 @@ def _lesson01() -> list[Fact]:
 @section("Model size (config → parameters)")
 def _sizes() -> list[Fact]:
     from . import reference as ref
-    from .config import PRESETS, count_parameters
+    from ..config import PRESETS, count_parameters
 
     facts = []
     for name, cfg in PRESETS.items():
@@ -110,7 +110,7 @@ def _sizes() -> list[Fact]:
 
 @figure
 def _lesson01_figures(out: Path) -> list[Path]:
-    from . import viz
+    from . import figures as viz
     from .samples import sample_path
 
     return [
@@ -134,8 +134,8 @@ def _lessons02_03() -> list[Fact]:
     import torch
 
     from . import reference as ref
-    from .config import QWEN2_VL_2B
-    from .rope import (VIDEO_TOKEN_ID, apply_rotary_vision, mrope_cos_sin, mrope_position_ids, rope_cos_sin,
+    from ..config import QWEN2_VL_2B
+    from ..rope import (VIDEO_TOKEN_ID, apply_rotary_vision, mrope_cos_sin, mrope_position_ids, rope_cos_sin,
                        segments_to_batch, vision_cos_sin, vision_position_ids)
 
     facts = []
@@ -195,9 +195,9 @@ def _lessons02_03() -> list[Fact]:
 @figure
 def _lessons02_03_figures(out: Path) -> list[Path]:
     from . import reference as ref
-    from . import viz
-    from .config import QWEN2_VL_2B
-    from .rope import mrope_position_ids, segments_to_batch
+    from . import figures as viz
+    from ..config import QWEN2_VL_2B
+    from ..rope import mrope_position_ids, segments_to_batch
 
     fig3 = segments_to_batch([[("text", 3), ("image", (1, 4, 6)), ("text", 2), ("video", (3, 4, 6)), ("text", 3)]])
     ids, _ = mrope_position_ids(**fig3)
@@ -226,9 +226,9 @@ def _lesson04() -> list[Fact]:
     import torch
 
     from . import reference as ref
-    from .attention import cu_seqlens_from_grid
-    from .config import QWEN2_VL_2B, count_parameters, tiny_config
-    from .vision import VisionTransformer
+    from ..attention import cu_seqlens_from_grid
+    from ..config import QWEN2_VL_2B, count_parameters, tiny_config
+    from ..vision import VisionTransformer
 
     facts = []
     grid = torch.tensor(PACKED_EXAMPLE)
@@ -272,7 +272,7 @@ def _lesson04() -> list[Fact]:
 
 @figure
 def _lesson04_figures(out: Path) -> list[Path]:
-    from . import viz
+    from . import figures as viz
 
     return [
         viz.savefig(viz.draw_block_mask(PACKED_EXAMPLE), out / "04_block_mask.png"),
@@ -292,11 +292,11 @@ def _lessons05_06() -> list[Fact]:
     import torch
 
     from . import reference as ref
-    from .chat import mm_token_type_ids
-    from .checkpoint import load_pretrained, save_pretrained
-    from .config import QWEN2_VL_2B, tiny_config
-    from .model import Qwen2VL
-    from .rope import segments_to_batch
+    from ..chat import mm_token_type_ids
+    from ..checkpoint import load_pretrained, save_pretrained
+    from ..config import QWEN2_VL_2B, tiny_config
+    from ..model import Qwen2VL
+    from ..rope import segments_to_batch
 
     facts = []
     with torch.device("meta"):
@@ -338,8 +338,8 @@ def _lessons05_06_figures(out: Path) -> list[Path]:
     import torch
 
     from . import reference as ref
-    from . import viz
-    from .config import tiny_config
+    from . import figures as viz
+    from ..config import tiny_config
 
     ours, hf = ref.model_pair(tiny_config(), seed=0)
     ids = torch.randint(0, 150_000, (1, 16), generator=torch.Generator().manual_seed(0))
@@ -368,10 +368,10 @@ def _lessons07_08() -> list[Fact]:
     import torch
 
     from . import reference as ref
-    from .chat import SPECIAL_TOKENS, build_prompt, load_tokenizer, prepare_inputs
-    from .config import Qwen2VLConfig
-    from .grounding import format_grounding, from_normalized, parse_grounding, to_normalized, GroundedBox
-    from .media import fetch_image, fetch_video, plan_video
+    from ..chat import SPECIAL_TOKENS, build_prompt, load_tokenizer, prepare_inputs
+    from ..config import Qwen2VLConfig
+    from ..grounding import format_grounding, from_normalized, parse_grounding, to_normalized, GroundedBox
+    from ..media import fetch_image, fetch_video, plan_video
     from .samples import SAMPLE_OBJECTS, SAMPLE_SIZE, SAMPLE_VIDEO, sample_path
 
     facts = []
@@ -427,9 +427,9 @@ def _lessons07_08() -> list[Fact]:
 
 @figure
 def _lessons07_08_figures(out: Path) -> list[Path]:
-    from . import viz
-    from .chat import prepare_inputs
-    from .grounding import GroundedBox, to_normalized
+    from . import figures as viz
+    from ..chat import prepare_inputs
+    from ..grounding import GroundedBox, to_normalized
     from .samples import SAMPLE_OBJECTS, SAMPLE_SIZE, SAMPLE_VIDEO, sample_path
 
     messages = _seed_messages()
@@ -454,7 +454,7 @@ def _lessons09_10() -> list[Fact]:
     import torch
 
     from . import reference as ref
-    from .family import blip2, budget, clip, internvl, llava, qwen_vl
+    from ..family import blip2, budget, clip, internvl, llava, qwen_vl
 
     facts = []
     ours, theirs = internvl.internvl_tile_grid(1920, 1080), ref.hf_tile_grid(1920, 1080)
@@ -513,8 +513,8 @@ def _lessons09_10() -> list[Fact]:
 
 @figure
 def _lessons09_10_figures(out: Path) -> list[Path]:
-    from . import viz
-    from .family.clip import train_toy_clip
+    from . import figures as viz
+    from ..family.clip import train_toy_clip
     from .samples import sample_path
 
     hist = train_toy_clip(steps=150)
