@@ -16,14 +16,14 @@ State-dict names are the published checkpoint's: ``visual.*``, ``model.*``, ``lm
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import Qwen2VLConfig
-from .language import KVCache, Qwen2Model
+from .language import KVCache, Qwen2Model, to_column_major, use_decode_layout
 from .rope import mrope_position_ids
 from .vision import VisionTransformer
 
@@ -71,7 +71,16 @@ class Qwen2VL(nn.Module):
         return self.model.embed_tokens.weight if self.config.tie_word_embeddings else self.lm_head.weight
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if not self.config.tie_word_embeddings:  # through the module, so accelerate's offload hooks see it
+            return self.lm_head(hidden)  # [B, L, h] -> [B, L, vocab]
         return F.linear(hidden, self.lm_head_weight)  # [B, L, h] -> [B, L, vocab]
+
+    def prepare_decode(self) -> int:
+        """The decode-time weight layout (``language.use_decode_layout``), prepared once: the LLM's wide
+        fp32 CPU matrices and the head stored column-major, same values. ``generate`` calls it; the
+        embedding moves only when it is the (tied) head. Returns how many weights were re-laid."""
+        moved = sum(use_decode_layout(layer) for layer in self.model.layers)
+        return moved + to_column_major(self.lm_head_weight)
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
               image_grid_thw: torch.Tensor | None = None, pixel_values_videos: torch.Tensor | None = None,
@@ -142,7 +151,8 @@ class Qwen2VL(nn.Module):
                  *, max_new_tokens: int = 32, do_sample: bool = False, temperature: float = 1.0,
                  top_p: float = 1.0, top_k: int = 0, eos_token_id: int | Sequence[int] | None = None,
                  pad_token_id: int | None = None, use_cache: bool = True,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 streamer: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
         """Decode up to ``max_new_tokens`` tokens; returns only the new tokens ``[B, n]``.
 
         Greedy by default; ``do_sample=True`` samples after temperature, top-k (0 = off) and top-p
@@ -150,7 +160,9 @@ class Qwen2VL(nn.Module):
         published generation config's ``<|im_end|>`` and ``<|endoftext|>``) and is then filled with
         ``pad_token_id`` (default ``<|endoftext|>``); decoding ends when every row has stopped.
         Batches must be **left**-padded. With ``use_cache=False`` every step re-runs the whole
-        sequence (same tokens, slower: the test of the cache).
+        sequence (same tokens, slower: the test of the cache). ``streamer(token [B])`` is called with
+        each step's tokens as soon as they are chosen (``chat.TextStreamer`` prints text as it comes).
+        The first call prepares the decode layout (:meth:`prepare_decode`).
         """
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
@@ -164,6 +176,7 @@ class Qwen2VL(nn.Module):
         if input_ids.shape[0] > 1 and bool((attention_mask[:, -1] == 0).any()):
             raise ValueError("generate needs left padding: some rows end with padding (attention_mask[:, -1] == 0)")
         self._check_media(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
+        self.prepare_decode()
         stops = torch.tensor([self.config.eos_token_id, self.config.bos_token_id] if eos_token_id is None else
                              [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id),
                              dtype=torch.long, device=input_ids.device)
@@ -180,9 +193,11 @@ class Qwen2VL(nn.Module):
             hidden, _ = self.model(step_embeds, step_positions, mask, cache, backend=self.attn_backend)
             logits = self.logits(hidden[:, -1]).float()  # [B, vocab]
             token = sample_next_token(logits, do_sample=do_sample, temperature=temperature, top_p=top_p,
-                                      top_k=top_k, generator=generator)  # [B]
+                                      top_k=top_k, generator=generator).to(input_ids.device)  # [B]
             token = torch.where(done, torch.full_like(token, pad), token)
             new_tokens.append(token)
+            if streamer is not None:
+                streamer(token)
             done |= torch.isin(token, stops)
             if bool(done.all()) or step == max_new_tokens - 1:
                 break

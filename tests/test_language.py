@@ -90,3 +90,45 @@ def test_decoder_mask_with_padding_and_cache():
     assert mask[1, 0].tolist() == [[True, True, True, False], [True, True, True, True]]
     padded = decoder_mask(torch.tensor([[0, 0, 1]]), query_length=3)[0, 0]
     assert padded.tolist() == [[False, False, False], [False, False, False], [False, False, True]]
+
+
+# --- the decode fast path: column-major wide matrices, same values, same tokens ----------------
+@settings(max_examples=4)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 12), tied=st.booleans())
+def test_decode_layout_keeps_values_logits_and_greedy_tokens(seed, length, tied):
+    import copy
+    import dataclasses
+
+    from qwenvl_study.model import Qwen2VL
+
+    torch.manual_seed(seed)
+    config = dataclasses.replace(tiny_config(vocab_size=2048), tie_word_embeddings=tied)  # small head: fast
+    plain = Qwen2VL(config).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0, 0.5)  # large weights: logits far apart, greedy choices not knife-edge
+    fast = copy.deepcopy(plain)
+    assert fast.prepare_decode() == 2 * config.text.num_hidden_layers + 1  # gate, up per layer + the head
+    assert fast.prepare_decode() == 0  # prepared once
+    head, gate = fast.lm_head_weight, fast.model.layers[0].mlp.gate_proj.weight
+    assert head.stride() == (1, head.shape[0]) and gate.stride() == (1, gate.shape[0])
+    assert fast.model.layers[0].mlp.down_proj.weight.is_contiguous()  # out < in: stays row-major
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), fast.state_dict().values()))
+    ids = torch.randint(0, 2048, (1, length))
+    with torch.no_grad():
+        assert (plain(ids) - fast(ids)).abs().max() <= 1e-5
+    steps, expected = 6, ids  # greedy by hand on the row-major copy: argmax of the whole-sequence logits
+    for _ in range(steps):
+        with torch.no_grad():
+            expected = torch.cat([expected, plain(expected)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    got = fast.generate(ids, max_new_tokens=steps, eos_token_id=[])
+    assert torch.equal(got, expected[:, length:])
+
+
+def test_decode_layout_leaves_bf16_and_narrow_matrices_alone():
+    from qwenvl_study.language import to_column_major, use_decode_layout
+
+    layer = torch.nn.Linear(8, 32).to(torch.bfloat16)
+    assert use_decode_layout(layer) == 0 and layer.weight.is_contiguous()
+    narrow = torch.nn.Linear(32, 8)
+    assert not to_column_major(narrow.weight) and narrow.weight.is_contiguous()
