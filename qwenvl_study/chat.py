@@ -30,6 +30,7 @@ import torch
 from .resolution import MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, grid_tokens
 
 __all__ = [
+    "TextStreamer",
     "tokenizer_config",
     "CHAT_TEMPLATE",
     "SPECIAL_TOKENS",
@@ -283,3 +284,35 @@ def mm_token_type_ids(input_ids: torch.Tensor, image_token_id: int = SPECIAL_TOK
     """0 text, 1 image pad, 2 video pad, per position: what transformers 5's processor returns beside
     ``input_ids`` and its Qwen2-VL needs for M-RoPE (ours finds the pads in ``input_ids`` itself)."""
     return (input_ids == image_token_id).long() + 2 * (input_ids == video_token_id).long()
+
+
+class TextStreamer:
+    """``Qwen2VL.generate(..., streamer=TextStreamer(tokenizer))`` writes the answer as its tokens arrive.
+
+    Batch 1. Each token is appended and the whole answer re-decoded, and only the new text written, so
+    a character split over several byte-level tokens appears once complete (never as U+FFFD). Keeps
+    the time each token arrived (``times``) for time-to-first-token and tokens/s.
+    """
+
+    def __init__(self, tokenizer: Any, write: Any = None, *, skip_special_tokens: bool = True) -> None:
+        import sys
+
+        self.tokenizer, self.skip_special_tokens = tokenizer, skip_special_tokens
+        self.write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+        self.ids: list[int] = []
+        self.times: list[float] = []
+        self.text = ""
+
+    def __call__(self, token: torch.Tensor) -> None:
+        import time
+
+        if token.numel() != 1:
+            raise ValueError(f"TextStreamer streams one sequence (batch 1), got {token.numel()} tokens per step")
+        self.times.append(time.perf_counter())
+        self.ids.append(int(token.reshape(-1)[0]))
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=self.skip_special_tokens)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for its next byte
+            return
+        new, self.text = text[len(self.text):] if text.startswith(self.text) else text, text
+        if new:
+            self.write(new)

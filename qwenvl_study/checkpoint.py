@@ -87,11 +87,20 @@ def _dtype_of(directory: Path) -> torch.dtype | None:
 
 
 def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device | None = None,
-                    attn_backend: str = "auto"):
+                    attn_backend: str = "auto", device_map: str | dict | None = None,
+                    max_memory: dict | None = None, offload_folder: str | Path | None = None):
     """A :class:`~qwenvl_study.model.Qwen2VL` with the weights of a local checkpoint directory.
 
     ``dtype=None`` keeps the checkpoint's dtype (``torch_dtype`` / ``dtype`` of config.json: bf16
     for the published models), as transformers 5 does; ``device=None`` → CPU.
+
+    Beyond one device (what transformers' ``device_map="auto"`` does, through accelerate):
+    ``device_map="auto"`` places whole ViT blocks and decoder layers (``placement.py``) on the
+    GPUs in order, then the CPU, then disk, within ``max_memory`` (``{0: "20GiB", "cpu": "30GiB"}``;
+    default: what is free); a dict (module name → ``0`` / ``"cpu"`` / ``"disk"``) is used as given.
+    Disk-offloaded weights are written to ``offload_folder`` and read back, one module at a time, when
+    that module runs (accelerate's ``dispatch_model`` hooks); the model's ``hf_device_map`` says where
+    each module went. Tensors are placed as they are read: the whole model is never in memory at once.
     """
     from safetensors import safe_open
 
@@ -129,6 +138,13 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
         raise ValueError("\n  ".join(parts))
 
     dtype = dtype or _dtype_of(directory)
+    if device_map is not None:
+        if device is not None:
+            raise ValueError("pass either device or device_map, not both")
+        from .placement import load_dispatched
+
+        return load_dispatched(model, directory, found, expected, tied_head, dtype, device_map, max_memory,
+                               offload_folder)
     state = {}
     by_file: dict[Path, list[str]] = {}
     for name in expected:

@@ -1,4 +1,4 @@
-"""Command line: ``qwenvl-study tokens | explain | tour | download``.
+"""Command line: ``qwenvl-study tokens | explain | tour | download | plan | chat``.
 
 ``tokens PATH...`` prints, for each image, what Qwen2-VL makes of it: original size → resized
 size, patch grid, patches, merged tokens; for a video (or an animated GIF, also read as a video)
@@ -8,6 +8,10 @@ draws resize → patches → merged tokens (an image) or the sampled frames and 
 ``tour`` is the demo: the course's key facts computed live with ✔/✘ against transformers, figures
 written to ``--out``. ``download [REPO]`` fetches a checkpoint (safetensors + configs + tokenizer; Hugging
 Face or ModelScope) for the real-weights lesson — the only command that needs a network.
+``plan --config 72B --gpus 4x80GB`` prints which layers go on which device and the bytes per device
+(computed on the meta device). ``chat [--weights DIR] [--image PATH]... [--video PATH] "question"``
+streams the model's answer and prints the prompt's tokens (text / vision), time to first token and
+tokens/s.
 """
 
 from __future__ import annotations
@@ -197,6 +201,105 @@ def _download(args: argparse.Namespace) -> int:
         print(f"download of {args.repo} from {args.source} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     print(f"downloaded {args.repo} to {path}\nfor lesson 06: export {WEIGHTS_ENV}={path}")
+    return 0
+
+
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    from .placement import GPU_SETS
+
+    p.add_argument("--config", choices=("2B", "7B", "72B"), default="72B", help="model size (default 72B)")
+    p.add_argument("--gpus", default=None, help=f"COUNTxSIZE, e.g. 4x80GB (default: each of {', '.join(GPU_SETS)})")
+    p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16", help="weight dtype (default bf16)")
+    p.add_argument("--cpu-memory", type=float, default=0.0, help="GiB of CPU memory for offloaded layers (default 0)")
+    p.add_argument("--usable", type=float, default=0.9,
+                   help="fraction of each GPU given to weights; the rest for KV cache and activations (default 0.9)")
+
+
+@command("plan", "which layers go on which GPU / CPU / disk, and bytes per device (meta device)", _plan_args)
+def _plan(args: argparse.Namespace) -> int:
+    import torch
+
+    from .config import QWEN2_VL_2B, QWEN2_VL_7B, QWEN2_VL_72B
+    from .placement import GPU_SETS, parse_gpus, plan_device_map
+
+    config = {"2B": QWEN2_VL_2B, "7B": QWEN2_VL_7B, "72B": QWEN2_VL_72B}[args.config]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    try:
+        for spec in [args.gpus] if args.gpus else GPU_SETS:
+            plan = plan_device_map(config, parse_gpus(spec), dtype=dtype, cpu_bytes=int(args.cpu_memory * 2**30),
+                                   usable=args.usable)
+            fits = not plan.bytes_per_device.get("cpu") and not plan.bytes_per_device.get("disk")
+            print(f"--gpus {spec} ({args.usable:.0%} of each for weights): "
+                  + ("fits on the GPUs" if fits else "does NOT fit on the GPUs: the rest is offloaded"))
+            print(plan.format())
+    except ValueError as err:
+        print(f"plan: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _chat_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("question", help="what to ask")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="a checkpoint directory (safetensors + config.json [+ tokenizer]); default: the course model")
+    p.add_argument("--image", type=Path, action="append", default=[], help="an image (repeatable)")
+    p.add_argument("--video", type=Path, default=None, help="a video (or animated GIF, read as a video)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="default 128")
+    p.add_argument("--dtype", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 on CUDA, fp32 on CPU (faster there)")
+
+
+@command("chat", "ask the model about images / a video; streams the answer, prints tokens and speed", _chat_args)
+def _chat(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from .chat import SPECIAL_TOKENS, TextStreamer, load_tokenizer, model_inputs, prepare_inputs
+
+    if args.max_new_tokens < 1:
+        print(f"chat: --max-new-tokens must be >= 1, got {args.max_new_tokens}", file=sys.stderr)
+        return 2
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(
+        args.dtype, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    start = time.perf_counter()
+    try:
+        if args.weights is not None:
+            from .checkpoint import load_pretrained
+
+            model = load_pretrained(args.weights, dtype=dtype, device=device)
+            tokenizer = load_tokenizer(args.weights)
+        else:
+            import qwenvl_study
+
+            load_course_model = getattr(qwenvl_study, "load_course_model", None)
+            if load_course_model is None:
+                print("chat: --weights DIR is required (no course model is installed yet)", file=sys.stderr)
+                return 2
+            model, tokenizer = load_course_model()
+            model = model.to(device)
+        content = ([{"type": "image", "image": str(p)} for p in args.image]
+                   + ([{"type": "video", "video": str(args.video)}] if args.video else [])
+                   + [{"type": "text", "text": args.question}])
+        inputs = prepare_inputs([{"role": "user", "content": content}], tokenizer)
+    except (OSError, ValueError) as err:
+        print(f"chat: error: {err}", file=sys.stderr)
+        return 1
+    kw = model_inputs(inputs, device, next(model.parameters()).dtype)
+    ids = kw["input_ids"]
+    vision = int(sum((ids == SPECIAL_TOKENS[t]).sum() for t in ("<|image_pad|>", "<|video_pad|>")))
+    print(f"model loaded in {time.perf_counter() - start:.1f} s on {device} "
+          f"({str(next(model.parameters()).dtype).replace('torch.', '')})", file=sys.stderr)
+    streamer = TextStreamer(tokenizer)
+    begin = time.perf_counter()
+    new = model.generate(**kw, max_new_tokens=args.max_new_tokens, streamer=streamer)
+    end = time.perf_counter()
+    print()
+    n, first = new.shape[1], streamer.times[0] - begin if streamer.times else float("nan")
+    rate = (n - 1) / (end - streamer.times[0]) if n > 1 else float("nan")
+    print(f"prompt {ids.shape[1]} tokens ({ids.shape[1] - vision} text + {vision} vision) | "
+          f"time to first token {first:.2f} s | {n} new tokens at {rate:.1f} tok/s", file=sys.stderr)
     return 0
 
 
