@@ -15,6 +15,7 @@ and transformers' ``_no_split_modules`` for Qwen2-VL (``Qwen2VLDecoderLayer``, `
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -103,6 +104,8 @@ def load_dispatched(model, directory: Path, found: dict, expected: dict, tied_he
     disk = {n for n in expected if place(n) == "disk"}
     if disk and offload_folder is None:
         raise ValueError(f"device_map puts {len(disk)} tensors on disk (e.g. {sorted(disk)[0]}): pass offload_folder=")
+    if disk:
+        Path(offload_folder).mkdir(parents=True, exist_ok=True)
     index: dict = {}
     by_file: dict[Path, list[str]] = {}
     for name in expected:
@@ -125,7 +128,6 @@ def load_dispatched(model, directory: Path, found: dict, expected: dict, tied_he
             raise ValueError(f"{directory}: config ties lm_head to the embedding, but lm_head.weight differs from "
                              f"model.embed_tokens.weight")
     if disk:
-        Path(offload_folder).mkdir(parents=True, exist_ok=True)
         save_offload_index(index, str(offload_folder))
     model.eval()
     dispatch_model(model, device_map, offload_dir=str(offload_folder) if disk else None, force_hooks=True)
@@ -192,18 +194,24 @@ def _compact(names: list[str]) -> str:
     return ", ".join(out)
 
 
+@functools.lru_cache(maxsize=4)
+def _meta_model(config):
+    """The model on the meta device (shapes, no memory); cached: the 72B takes seconds to build."""
+    from .model import Qwen2VL
+
+    with torch.device("meta"):
+        return Qwen2VL(config)
+
+
 def plan_device_map(config, gpus: Sequence[int], *, dtype: torch.dtype = torch.bfloat16, cpu_bytes: int = 0,
                     usable: float = 0.9) -> DevicePlan:
     """Where each module of ``config``'s model goes on GPUs of ``gpus`` bytes (``usable`` of each given to
     weights), then ``cpu_bytes`` of CPU memory, then disk — the model built on the meta device."""
     from accelerate.utils import compute_module_sizes
 
-    from .model import Qwen2VL
-
     if not 0 < usable <= 1:
         raise ValueError(f"usable must be in (0, 1], got {usable}")
-    with torch.device("meta"):
-        model = Qwen2VL(config)
+    model = _meta_model(config)
     capacity = {i: int(b * usable) for i, b in enumerate(gpus)}
     capacity.update({"cpu": int(cpu_bytes), "disk": 0})
     quiet = logging.getLogger("accelerate.utils.modeling")

@@ -89,3 +89,56 @@ def test_explain_draws_images_and_videos(tmp_path, capsys):
     bad.write_bytes(b"not a video")
     assert main(["explain", str(bad), "--out", str(tmp_path / "x.png")]) == 1
     assert "bad.mp4: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+# --- issue 11: `plan` (meta device) and `chat` (streams, prints tokens and speed) ---------------
+def test_plan_prints_layers_and_bytes_per_device(capsys):
+    assert main(["plan", "--config", "72B", "--gpus", "4x80GB"]) == 0
+    out = capsys.readouterr().out
+    assert "--gpus 4x80GB (90% of each for weights): fits on the GPUs" in out
+    assert "Qwen2-VL-72B-Instruct, bfloat16: 146.8 GB of weights" in out
+    assert "GPU 0:" in out and "GPU 3:" in out and "model.layers.0-" in out and "lm_head" in out
+    assert main(["plan", "--config", "72B", "--gpus", "2x24GB"]) == 0
+    assert "does NOT fit on the GPUs" in capsys.readouterr().out
+    assert main(["plan", "--config", "2B"]) == 0  # every common set
+    out = capsys.readouterr().out
+    assert all(f"--gpus {s} " in out for s in ("1x24GB", "2x24GB", "8x80GB")) and "the whole model" in out
+    assert main(["plan", "--config", "7B", "--gpus", "1x24GB", "--dtype", "fp32"]) == 0
+    assert "Qwen2-VL-7B-Instruct, float32" in capsys.readouterr().out
+    assert main(["plan", "--gpus", "eightx80"]) == 2 and "--gpus: cannot read" in capsys.readouterr().err
+
+
+def test_chat_streams_an_answer_from_a_checkpoint_and_prints_the_stats(tmp_path, capsys, one_thread):
+    import dataclasses
+
+    from qwenvl_study.chat import load_tokenizer
+    from qwenvl_study.checkpoint import save_pretrained
+    from qwenvl_study.config import tiny_config
+    from qwenvl_study.course import reference as ref
+
+    tokenizer = load_tokenizer(ref.write_tiny_qwen2_tokenizer(tmp_path / "ckpt"))
+    config = dataclasses.replace(tiny_config(), tie_word_embeddings=False)
+    model, _ = ref.model_pair(config, seed=0, keep_token_ids=ref.tiny_tokenizer_ids(tokenizer))
+    save_pretrained(model, tmp_path / "ckpt")
+    image = tmp_path / "x.png"
+    Image.fromarray(np.full((56, 84, 3), 128, np.uint8)).save(image)
+    assert main(["chat", "--weights", str(tmp_path / "ckpt"), "--image", str(image), "--max-new-tokens", "5",
+                 "what is this?"]) == 0
+    captured = capsys.readouterr()
+    assert "time to first token" in captured.err and "5 new tokens at" in captured.err
+    assert "(" in captured.err and " text + 6 vision)" in captured.err  # 56x84 -> 4x6 patches -> 6 tokens
+    from qwenvl_study.chat import model_inputs, prepare_inputs
+
+    messages = [{"role": "user", "content": [{"type": "image", "image": str(image)},
+                                             {"type": "text", "text": "what is this?"}]}]
+    expected = model.generate(**model_inputs(prepare_inputs(messages, tokenizer)), max_new_tokens=5)
+    assert captured.out.strip() == tokenizer.decode(expected[0], skip_special_tokens=True).strip()  # streamed = decoded
+
+
+def test_chat_without_weights_or_course_model_is_one_line_exit_2(capsys, monkeypatch):
+    import qwenvl_study
+
+    monkeypatch.delattr(qwenvl_study, "load_course_model", raising=False)
+    assert main(["chat", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--weights DIR is required" in err
