@@ -55,6 +55,8 @@ def _check_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor | None, voc
 class Qwen2VL(nn.Module):
     """The whole model. ``forward`` → logits ``[B, L, vocab]``; ``generate`` → new tokens ``[B, n]``."""
 
+    decode_layout = True  # generate prepares the decode-time weight layout (prepare_decode); False: as loaded
+
     def __init__(self, config: Qwen2VLConfig, attn_backend: str = "auto") -> None:
         super().__init__()
         self.config = config
@@ -162,7 +164,7 @@ class Qwen2VL(nn.Module):
         Batches must be **left**-padded. With ``use_cache=False`` every step re-runs the whole
         sequence (same tokens, slower: the test of the cache). ``streamer(token [B])`` is called with
         each step's tokens as soon as they are chosen (``chat.TextStreamer`` prints text as it comes).
-        The first call prepares the decode layout (:meth:`prepare_decode`).
+        The first call prepares the decode layout (:meth:`prepare_decode`) unless ``decode_layout`` is False.
         """
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
             raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
@@ -176,7 +178,8 @@ class Qwen2VL(nn.Module):
         if input_ids.shape[0] > 1 and bool((attention_mask[:, -1] == 0).any()):
             raise ValueError("generate needs left padding: some rows end with padding (attention_mask[:, -1] == 0)")
         self._check_media(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
-        self.prepare_decode()
+        if self.decode_layout:
+            self.prepare_decode()
         stops = torch.tensor([self.config.eos_token_id, self.config.bos_token_id] if eos_token_id is None else
                              [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id),
                              dtype=torch.long, device=input_ids.device)
