@@ -161,10 +161,10 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
 
     with torch.device("meta"):
         model = Qwen2VL(config, attn_backend=attn_backend)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    meta_state = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in meta_state.items()}
     dtype = dtype or _dtype_of(directory)
-    model_dtypes = {k: dtype if dtype is not None and v.is_floating_point() else v.dtype
-                    for k, v in model.state_dict().items()}
+    model_dtypes = {k: dtype if dtype is not None and v.is_floating_point() else v.dtype for k, v in meta_state.items()}
 
     tied_head = config.tie_word_embeddings and "lm_head.weight" in found and "lm_head.weight" not in expected
     missing = sorted(set(expected) - set(found))

@@ -44,6 +44,12 @@ the whole file (``reference.qvu_fetch_video``), so the sampling, budgets and siz
 qwen-vl-utils' own. Where ours differs: frames are resized with PIL's bicubic (the resample of
 transformers' PIL image processor) instead of torchvision's antialiased bicubic; bad input raises
 ``ValueError`` naming the item instead of asserts / deep tracebacks.
+
+Limits, each checked before the work it bounds (none binds for the presets' own budgets):
+``URL_TIMEOUT_S`` per socket operation and ``URL_DEADLINE_S`` for a whole download (a server
+trickling one byte every few seconds is cut off), ``URL_MAX_BYTES`` per download; a resized image
+at most PIL's ``Image.MAX_IMAGE_PIXELS`` (whatever ``min_pixels`` an item asks for); a decoded video
+at most ``VIDEO_MAX_BYTES`` of float32.
 """
 
 from __future__ import annotations

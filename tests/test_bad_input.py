@@ -24,7 +24,7 @@ from qwenvl_study.checkpoint import save_pretrained
 from qwenvl_study.config import load_config, tiny_config
 from qwenvl_study.course import reference as ref
 from qwenvl_study.course.samples import sample_path
-from qwenvl_study.family.internvl import (MAX_TILES, candidate_grids, internvl_tile_grid,
+from qwenvl_study.family.internvl import (MAX_TILES, candidate_grids, dynamic_preprocess, internvl_tile_grid,
                                           published_candidate_grids)
 from qwenvl_study.grounding import BadBox, GroundedBox, parse_grounding
 from qwenvl_study.media import fetch_image, fetch_video, plan_video, process_vision_info
@@ -169,6 +169,9 @@ def test_internvl_max_num_3000_is_refused_and_the_candidates_are_fast():
     with within(10), pytest.raises(ValueError, match=r"max_num=3000 tiles is over the limit of 256 "
                                                      r"\(internvl\.MAX_TILES; InternVL2 uses 12\)"):
         internvl_tile_grid(1920, 1080, max_num=3000)
+    with pytest.raises(ValueError, match=r"InternVL tile canvas: the resized image would be 40000x20000 = 800000000 "
+                                         r"pixels \(2 tiles of 20000x20000\), over PIL's decompression-bomb limit"):
+        dynamic_preprocess(Image.new("RGB", (100, 50)), image_size=20_000, max_num=4)
     with within(10):
         assert internvl_tile_grid(1920, 1080, max_num=MAX_TILES) == (16, 9)
         assert len(candidate_grids(1, MAX_TILES)) == sum(MAX_TILES // i for i in range(1, MAX_TILES + 1))

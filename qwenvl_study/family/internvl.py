@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..patching import open_image
+from ..patching import check_pixel_limit, open_image
 from ..resolution import check_int
 
 __all__ = [
@@ -219,6 +219,7 @@ def dynamic_preprocess(image: Image.Image | str | Path, *, min_num: int = 1, max
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     (tw, th), boxes = internvl_tile_boxes(rgb.width, rgb.height, min_num=min_num, max_num=max_num,
                                           image_size=image_size)
+    check_pixel_limit(th, tw, name="InternVL tile canvas", why=f" ({len(boxes)} tiles of {image_size}x{image_size})")
     resized = rgb.resize((tw, th), resample=Image.Resampling.BICUBIC)  # [H, W] -> [rows*448, cols*448]
     tiles = [resized.crop(box) for box in boxes]  # cols*rows x [448, 448]
     if use_thumbnail and len(tiles) != 1:
