@@ -70,7 +70,7 @@ N_BPE_TOKENS = 151_643  # 256 bytes + 151,387 merges; the special tokens follow 
 SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 
-_FORMAT = 1  # bump when build_backend changes what it builds (invalidates the disk cache)
+_FORMAT = 2  # bump when build_backend changes what it builds (invalidates the disk cache)
 
 
 def _sha256(path: Path) -> str:
@@ -110,7 +110,7 @@ def source_files() -> dict[str, Path]:
 
 def build_backend(vocab_file: str | os.PathLike, merges_file: str | os.PathLike):
     """The ``tokenizers.Tokenizer`` (steps 1-5 of the module docstring) from ``vocab.json`` + ``merges.txt``."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import BPE
 
     vocab: dict[str, int] = json.loads(Path(vocab_file).read_text(encoding="utf-8"))
@@ -128,6 +128,7 @@ def build_backend(vocab_file: str | os.PathLike, merges_file: str | os.PathLike)
         pre_tokenizers.Split(Regex(SPLIT_PATTERN), behavior="isolated", invert=False),  # step 3
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),  # step 4: bytes -> characters
     ])
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)  # offsets only; adds no tokens
     backend.decoder = decoders.ByteLevel()  # step 5
     # step 1: the special tokens, appended in id order, so each lands on its published id
     specials = sorted(SPECIAL_TOKENS.items(), key=lambda item: item[1])
