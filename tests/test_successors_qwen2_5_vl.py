@@ -20,7 +20,7 @@ from qwenvl_study.successors import qwen2_5_vl as q
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-even = st.integers(1, 20).map(lambda x: 2 * x)
+even = st.integers(1, 14).map(lambda x: 2 * x)
 grids = st.lists(st.tuples(st.integers(1, 3), even, even), min_size=1, max_size=3)
 
 
