@@ -83,6 +83,16 @@ def test_frequency_assignment_pinned():
     assert [inter.count(a) for a in range(3)] == [24, 20, 20]
 
 
+def test_frequency_assignment_read_from_transformers():
+    """Give one axis id 1 and the others 0: the pairs transformers rotates (sin != 0) are that axis's pairs."""
+    for axis in range(3):
+        pos = torch.zeros(3, 1, 1, dtype=torch.long)
+        pos[axis] = 1
+        _, sin = rs.hf3_text_rotary_cos_sin(pos)
+        moved = (sin[0, 0, :64] != 0).nonzero().flatten().tolist()
+        assert moved == [j for j, a in enumerate(q.interleaved_axis_of_pair(128, (24, 20, 20))) if a == axis]
+
+
 @given(ids=st.lists(st.integers(0, 100_000), min_size=3 * 2 * 5, max_size=3 * 2 * 5),
        theta=st.sampled_from([1e4, 1e6, 5e6]))
 def test_interleaved_mrope_equals_transformers(ids, theta):
