@@ -215,7 +215,8 @@ def count_video_tokens(
     tokens. Qwen3-VL: the bounds are on the whole clip (frames x H' x W', :func:`smart_resize_frames`,
     transformers' ``Qwen3VLVideoProcessor`` class defaults 131,072-786,432 pixels) and every temporal
     patch is its own ``<|vision_start|> … <|vision_end|>`` run after a textual timestamp: +2 per
-    temporal patch (the timestamp text, e.g. ``<0.5 seconds>``, is tokenizer-dependent and not counted).
+    temporal patch (the timestamp text, e.g. ``<0.5 seconds>``, is tokenizer-dependent and not counted;
+    ``rule`` does not apply: transformers' one rule is used).
     """
     p = _preset(model)
     lo = p.video_min_pixels if min_pixels is None else min_pixels
