@@ -140,12 +140,19 @@ def test_apply_chat_template_renders_like_build_prompt(tok, add_vision_id, add_g
 def test_the_disk_cache_is_used_and_rebuilt_when_corrupt(tmp_path):
     first = load_qwen2_tokenizer(tmp_path)
     (cached,) = tmp_path.glob("qwen2-vl-tokenizer-*.json")
+    written = cached.stat().st_mtime_ns
     again = load_qwen2_tokenizer(tmp_path)
+    assert cached.stat().st_mtime_ns == written  # loaded, not rebuilt
     text = CORPUS["course video prompt"] + CORPUS["mixed special tokens"]
     assert again(text)["input_ids"] == first(text)["input_ids"]
-    cached.write_text("{ not json")
+    size = cached.stat().st_size
+    original = cached.read_bytes()
+    tampered = original.replace('"Ġthe": 279'.encode(), '"Ġthe": 280'.encode(), 1)  # a changed id, same size
+    assert tampered != original
+    cached.write_bytes(tampered)
     rebuilt = load_qwen2_tokenizer(tmp_path)
-    assert rebuilt(text)["input_ids"] == first(text)["input_ids"] and cached.stat().st_size > 1_000_000
+    assert rebuilt(text)["input_ids"] == first(text)["input_ids"] and cached.stat().st_size == size > 1_000_000
+    assert rebuilt(" the")["input_ids"] == [279] and cached.read_bytes() != tampered  # rebuilt and rewritten
     assert qwen2_tokenizer() is qwen2_tokenizer()
 
 
