@@ -9,8 +9,8 @@ default torch threads and at 1 thread, prompts with one 224x224 image (64 merged
   head) behind a small ViT, random weights shared by both models. "ours" decodes with the decode-time
   layout (``Qwen2VL.prepare_decode``: wide matrices stored column-major once); "ours, row-major" is the
   same model without it — what the layout buys.
-* ``2b``: the published Qwen2-VL-2B config with random weights (fp32 on the CPU; bf16 on CUDA, or the
-  real weights there if ``$QWEN2VL_2B_PATH`` is set): prefill and decode.
+* ``2b``: the published Qwen2-VL-2B config with random weights, or the real weights wherever
+  ``$QWEN2VL_2B_PATH`` points at them (fp32 on the CPU, bf16 on CUDA): prefill and decode.
 
 Runs alternate between the models in every repeat (a shared machine's drift hits all alike) and the
 figures are reported as ranges (min-max over repeats). Prefill = time to the first new token; decode =
@@ -90,10 +90,11 @@ def prompt(cfg, device, dtype):
 def build(case: str, device: torch.device):
     """(config, dtype, {name: model}, transformers model) for one case; all share one set of weights."""
     weights = find_weights()
-    if case == "2b" and device.type == "cuda" and weights is not None:  # the published weights, loaded by both
-        ours = load_pretrained(weights, dtype=torch.bfloat16, device=device)
-        hf = ref.hf_from_pretrained(weights, dtype=torch.bfloat16, device=device, attn_implementation="sdpa")
-        return ours.config, torch.bfloat16, {"ours": ours}, hf
+    if case == "2b" and weights is not None:  # the published weights, loaded by both (bf16 on CUDA, fp32 on CPU)
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        ours = load_pretrained(weights, dtype=dtype, device=device)
+        hf = ref.hf_from_pretrained(weights, dtype=dtype, device=device, attn_implementation="sdpa")
+        return ours.config, dtype, {"ours": ours}, hf
     cfg = QWEN2_VL_2B if case == "2b" else config_05b()
     dtype = torch.bfloat16 if case == "0.5b-bf16" or (case == "2b" and device.type == "cuda") else torch.float32
     hf = ref.hf_model(cfg, attn_implementation="sdpa").to(device=device, dtype=dtype)

@@ -320,7 +320,12 @@ def _chat(args: argparse.Namespace) -> int:
     try:
         if args.weights is not None:
             from .checkpoint import load_pretrained
+            from .config import count_parameters, load_config
 
+            config = load_config(args.weights)
+            size = count_parameters(config).total * torch.finfo(dtype).bits / 8 / 2**30
+            print(f"loading {config.name}: {size:.2f} GiB of weights in {str(dtype).replace('torch.', '')} on "
+                  f"{device} ...", file=sys.stderr)
             model = load_pretrained(args.weights, dtype=dtype, device=device)
             tokenizer = load_tokenizer(args.weights)
         else:
