@@ -78,9 +78,9 @@ def test_bad_input_is_a_clear_value_error():
     cos, sin = vision_cos_sin(pos, 16)
     q = torch.randn(4, 2, 16)
     cases = [
-        (lambda: vision_position_ids([[1, 3, 4]]), r"grid \(t=1, h=3, w=4\).*multiples of spatial_merge_size=2"),
-        (lambda: vision_position_ids([[1, -2, 4]]), r"grid \(t=1, h=-2, w=4\): t, h, w must be >= 1"),
-        (lambda: vision_position_ids([[0, 2, 4]]), r"grid \(t=0, h=2, w=4\)"),
+        (lambda: vision_position_ids([[1, 3, 4]]), r"grid_thw\[0\] = \(t=1, h=3, w=4\).*multiples of spatial_merge_size=2"),
+        (lambda: vision_position_ids([[1, -2, 4]]), r"grid_thw\[0\] = \(t=1, h=-2, w=4\): t, h, w must be >= 1"),
+        (lambda: vision_position_ids([[0, 2, 4]]), r"grid_thw\[0\] = \(t=0, h=2, w=4\)"),
         (lambda: vision_position_ids([[1, 2]]), r"grid_thw must have shape \[num_items, 3\]"),
         (lambda: vision_position_ids(torch.tensor([[1.5, 2, 2]])), "grid_thw must hold integers"),
         (lambda: vision_cos_sin(pos, 6), "head_dim must be a positive multiple of 4, got 6"),
