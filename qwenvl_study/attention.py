@@ -43,6 +43,8 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
+from .resolution import check_grids
+
 __all__ = [
     "BACKENDS",
     "Backend",
@@ -83,12 +85,7 @@ def cu_seqlens_from_grid(grid_thw: torch.Tensor | Sequence[Sequence[int]]) -> to
     slice never attends to another slice; time mixes only inside a 2-frame tube (the Conv3d) and,
     later, in the LLM.
     """
-    grid = torch.as_tensor(grid_thw)
-    if grid.ndim != 2 or grid.shape[-1] != 3 or grid.dtype.is_floating_point or grid.dtype == torch.bool:
-        raise ValueError(f"grid_thw must be integers of shape [n, 3] (t, h, w), got {grid.dtype} {tuple(grid.shape)}")
-    grid = grid.long()
-    if (grid < 1).any():
-        raise ValueError(f"grid_thw entries must be >= 1, got {grid.tolist()}")
+    grid = check_grids(grid_thw, merge_size=1)  # [n, 3]; t, h, w >= 1
     lengths = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0])  # [n] -> [sum(t)]
     return cu_seqlens_from_lengths(lengths, device=grid.device)
 

@@ -23,6 +23,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
+from .config import MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE  # the published patch sizes (their one home)
+
 __all__ = [
     "PATCH_SIZE",
     "MERGE_SIZE",
@@ -46,9 +48,6 @@ __all__ = [
     "grid_tokens",
 ]
 
-PATCH_SIZE = 14
-MERGE_SIZE = 2
-TEMPORAL_PATCH_SIZE = 2
 FACTOR = PATCH_SIZE * MERGE_SIZE  # 28
 MIN_PIXELS = 56 * 56  # 3136
 MAX_PIXELS = 28 * 28 * 16384  # 12845056

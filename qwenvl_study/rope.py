@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .config import Qwen2VLConfig
+from .config import SPECIAL_TOKENS
 from .resolution import check_grid, check_grids, check_int
 
 __all__ = [
@@ -198,12 +198,12 @@ def apply_mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.
 # ---------------------------------------------------------------------------------------------
 # M-RoPE position ids (paper §2.1, Figure 3)
 # ---------------------------------------------------------------------------------------------
-# The published token ids (Qwen2VLConfig's defaults, the tokenizer's special tokens).
-IMAGE_TOKEN_ID = Qwen2VLConfig.image_token_id  # 151655 <|image_pad|>
-VIDEO_TOKEN_ID = Qwen2VLConfig.video_token_id  # 151656 <|video_pad|>
-VISION_START_TOKEN_ID = Qwen2VLConfig.vision_start_token_id  # 151652 <|vision_start|>
-VISION_END_TOKEN_ID = Qwen2VLConfig.vision_end_token_id  # 151653 <|vision_end|>
-PAD_TOKEN_ID = Qwen2VLConfig.bos_token_id  # 151643 <|endoftext|>, the tokenizer's padding token
+# The published token ids (their one home: config.SPECIAL_TOKENS).
+IMAGE_TOKEN_ID = SPECIAL_TOKENS["<|image_pad|>"]  # 151655
+VIDEO_TOKEN_ID = SPECIAL_TOKENS["<|video_pad|>"]  # 151656
+VISION_START_TOKEN_ID = SPECIAL_TOKENS["<|vision_start|>"]  # 151652
+VISION_END_TOKEN_ID = SPECIAL_TOKENS["<|vision_end|>"]  # 151653
+PAD_TOKEN_ID = SPECIAL_TOKENS["<|endoftext|>"]  # 151643, the tokenizer's padding token
 
 
 def mrope_position_ids(

@@ -26,6 +26,7 @@ from torch import nn
 from .attention import attention, cu_seqlens_from_grid
 from .config import VisionConfig, vision_config_from_hf
 from .patching import PatchEmbed
+from .resolution import check_grids
 from .rope import apply_rotary_vision, vision_cos_sin, vision_position_ids
 
 __all__ = [
@@ -224,16 +225,7 @@ class VisionTransformer(nn.Module):
             block.attn.attn_backend = backend
 
     def _check_inputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
-        grid = torch.as_tensor(grid_thw)
-        if grid.ndim != 2 or grid.shape[1] != 3 or grid.shape[0] < 1:
-            raise ValueError(f"grid_thw must be [n_images, 3] (t, h, w), got shape {tuple(grid.shape)}")
-        if grid.dtype.is_floating_point or grid.dtype.is_complex or grid.dtype == torch.bool:
-            raise ValueError(f"grid_thw must hold integers (t, h, w in patches), got dtype {grid.dtype}")
-        grid = grid.long()
-        m = self.spatial_merge_size
-        if (grid < 1).any() or (grid[:, 1:] % m).any():
-            raise ValueError(f"grid_thw {grid.tolist()}: t, h, w must be >= 1 and h, w multiples of "
-                             f"spatial_merge_size={m}")
+        grid = check_grids(grid_thw, self.spatial_merge_size, min_items=1)  # [n, 3]
         n = int(grid.prod(-1).sum())
         dim = self.config.patch_dim
         if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():

@@ -126,7 +126,7 @@ def test_backend_switch_and_clear_errors():
         attention(b, torch.randn(1, 2, 3, 4), torch.randn(1, 2, 3, 4))
     with pytest.raises(ValueError, match=r"mask of shape \(5, 5\) does not broadcast to \[B, Hq, L, S\] = \[1, 2, 3, 3\]"):
         attention(b, b, b, mask=torch.ones(5, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match="grid_thw must be integers of shape"):
+    with pytest.raises(ValueError, match=r"grid_thw must have shape \[num_items, 3\]"):
         cu_seqlens_from_grid([[1, 2]])
     with pytest.raises(ValueError, match="strictly increasing"):
         block_diagonal_mask(torch.tensor([0, 3, 2]))

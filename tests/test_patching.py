@@ -153,7 +153,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         preprocess_image(5)
     with pytest.raises(ValueError, match="expected a PIL image, a path or bytes, got NoneType"):
         open_image(None)
-    with pytest.raises(ValueError, match=r"grid \(1, 1, 3\): .*multiples of merge_size=2"):
+    with pytest.raises(ValueError, match=r"grid \(t=1, h=1, w=3\): .*multiples of spatial_merge_size=2"):
         unpatchify(torch.zeros(3, 1176), (1, 1, 3))
     with pytest.raises(ValueError, match=r"PatchEmbed: pixel_values must be \[N, 1176\].*got shape \(3, 100\)"):
         PatchEmbed(embed_dim=8)(torch.zeros(3, 100))

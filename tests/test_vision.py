@@ -250,7 +250,7 @@ def test_bad_inputs_raise_clear_errors(tiny_model):
         tiny_model(pv, torch.tensor([[1, 4, 6]]))
     with pytest.raises(ValueError, match="multiples of spatial_merge_size=2"):
         tiny_model(pv, torch.tensor([[1, 2, 8], [1, 3, 2]]))
-    with pytest.raises(ValueError, match=r"grid_thw must be \[n_images, 3\]"):
+    with pytest.raises(ValueError, match=r"grid_thw must have shape \[num_items, 3\]"):
         tiny_model(pv, torch.tensor([1, 4, 4]))
     with pytest.raises(ValueError, match="unknown attention backend 'fast'"):
         tiny_model.attn_backend = "fast"
