@@ -47,6 +47,7 @@ from .resolution import check_grids
 
 __all__ = [
     "BACKENDS",
+    "AttentionBackendChoice",
     "Backend",
     "attention",
     "attention_weights",
@@ -190,6 +191,22 @@ def resolve_backend(backend: str, device: torch.device | str = "cpu", dtype: tor
     if reason is not None:
         raise ValueError(f"attention backend {backend!r} is not available: {reason}")
     return backend
+
+
+class AttentionBackendChoice:
+    """The one way a tower (the ViT, the decoder) picks its attention backend: its ``attn_backend``
+    attribute ("auto", "eager", "sdpa", "varlen"), checked when set, read by the tower's ``forward``
+    and passed down to every attention call of its layers (``Qwen2VL.attn_backend`` sets both towers)."""
+
+    @property
+    def attn_backend(self) -> str:
+        return self._attn_backend
+
+    @attn_backend.setter
+    def attn_backend(self, backend: str) -> None:
+        if backend != "auto" and backend not in BACKENDS:
+            raise ValueError(f"unknown attention backend {backend!r}; choose one of {('auto',) + BACKENDS}")
+        self._attn_backend = backend
 
 
 # ---------------------------------------------------------------------------------------------

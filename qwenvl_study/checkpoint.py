@@ -27,8 +27,8 @@ import torch
 
 from .config import Qwen2VLConfig, load_config
 
-__all__ = ["load_pretrained", "save_pretrained", "checkpoint_files", "published_key", "download",
-           "DEFAULT_REPO"]
+__all__ = ["load_pretrained", "save_pretrained", "checkpoint_files", "published_key", "check_state_dict",
+           "download", "DEFAULT_REPO"]
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -80,6 +80,23 @@ def _listing(title: str, items: list[str], limit: int = 25) -> str:
     return f"{len(items)} {title}:\n    " + "\n    ".join(shown)
 
 
+def check_state_dict(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], title: str, *,
+                     strict: bool = True, ignore: Iterable[str] = (), extra: Iterable[tuple[str, list[str]]] = ()) -> None:
+    """The one strict state-dict check: every missing and unexpected name (when ``strict``) and every
+    mis-shaped tensor (always), all in one ValueError that starts with ``title``. ``expected`` /
+    ``found``: name → shape; ``ignore``: found names that may be extra; ``extra``: more (title, items)."""
+    missing = sorted(set(expected) - set(found)) if strict else []
+    unexpected = sorted(set(found) - set(expected) - set(ignore)) if strict else []
+    mismatched = sorted(f"{k}: checkpoint {list(found[k])}, model {list(expected[k])}"
+                        for k in set(expected) & set(found) if tuple(found[k]) != tuple(expected[k]))
+    if any(k.startswith("visual.") for k in unexpected) and not any(k.startswith("visual.") for k in expected):
+        title += " (strip the 'visual.' prefix)"
+    lists = [("missing tensors", missing), ("unexpected tensors", unexpected), ("mis-shaped tensors", mismatched),
+             *extra]
+    if any(items for _, items in lists):
+        raise ValueError("\n  ".join([title] + [_listing(t, items) for t, items in lists if items]))
+
+
 def _dtype_of(directory: Path) -> torch.dtype | None:
     raw = json.loads((directory / "config.json").read_text())
     name = raw.get("torch_dtype") or raw.get("dtype") or (raw.get("text_config") or {}).get("dtype")
@@ -115,18 +132,9 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
                 found[name] = (file, key, tuple(f.get_slice(key).get_shape()))
 
     tied_head = config.tie_word_embeddings and "lm_head.weight" in found and "lm_head.weight" not in expected
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected) - ({"lm_head.weight"} if tied_head else set()))
-    mismatched = sorted(f"{k}: checkpoint {list(found[k][2])}, model {list(expected[k])}"
-                        for k in set(expected) & set(found) if found[k][2] != expected[k])
-    if missing or unexpected or mismatched or duplicates:
-        parts = [f"checkpoint {directory} does not match the model built from its config.json "
-                 f"({config.name}):"]
-        for title, items in (("missing tensors", missing), ("unexpected tensors", unexpected),
-                             ("mis-shaped tensors", mismatched), ("duplicated tensors", duplicates)):
-            if items:
-                parts.append(_listing(title, items))
-        raise ValueError("\n  ".join(parts))
+    check_state_dict(expected, {k: v[2] for k, v in found.items()},
+                     f"checkpoint {directory} does not match the model built from its config.json ({config.name}):",
+                     ignore={"lm_head.weight"} if tied_head else (), extra=[("duplicated tensors", duplicates)])
 
     dtype = dtype or _dtype_of(directory)
     state = {}

@@ -204,9 +204,9 @@ def test_strict_loading_lists_missing_unexpected_and_misshaped_in_one_error():
     with pytest.raises(ValueError) as err:
         model.load_state_dict(sd)
     msg = str(err.value)
-    assert "missing 1: blocks.1.mlp.fc2.bias" in msg
-    assert "unexpected 1: blocks.0.attn.rotary.inv_freq" in msg
-    assert "mis-shaped 1: merger.mlp.0.weight: checkpoint (3, 3) vs model (256, 256)" in msg
+    assert "1 missing tensors:\n    blocks.1.mlp.fc2.bias" in msg  # checkpoint.check_state_dict's listing
+    assert "1 unexpected tensors:\n    blocks.0.attn.rotary.inv_freq" in msg
+    assert "1 mis-shaped tensors:\n    merger.mlp.0.weight: checkpoint [3, 3], model [256, 256]" in msg
     sd2 = {f"visual.{k}": v for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"strip the 'visual\.' prefix"):
         model.load_state_dict(sd2)

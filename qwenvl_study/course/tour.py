@@ -344,7 +344,7 @@ def _lessons05_06_figures(out: Path) -> list[Path]:
     ours, hf = ref.model_pair(tiny_config(), seed=0)
     ids = torch.randint(0, 150_000, (1, 16), generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), ref.quiet():
-        mine = ours.run(ids, output_hidden_states=True).hidden_states
+        mine = ours(ids, output_hidden_states=True).hidden_states
         theirs = hf(input_ids=ids, output_hidden_states=True).hidden_states
     return [viz.savefig(viz.plot_layer_errors(mine, theirs), out / "05_llm_layer_errors.png")]
 
