@@ -18,6 +18,7 @@ Defaults are the published Qwen2-VL-2B-Instruct ``preprocessor_config.json``:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -58,10 +59,11 @@ RULES = ("transformers", "qwen-vl-utils")
 
 
 def check_int(name: str, value: object, minimum: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) >= ``minimum``; else ValueError naming it and the limit."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``int(value)`` if it is an integer (numpy integers too; not a bool) >= ``minimum``; else
+    ValueError naming it and the limit."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 def check_grids(grid_thw: Any, merge_size: int = MERGE_SIZE, *, name: str = "grid_thw", min_items: int = 0,
@@ -93,9 +95,9 @@ def check_grid(grid: Sequence[int], merge_size: int = MERGE_SIZE, *, item: str =
 
 
 def _check_pixels(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def round_by_factor(number: float, factor: int) -> int:
@@ -134,11 +136,9 @@ def smart_resize(
     ``min_pixels`` / ``max_pixels`` may be floats: qwen-vl-utils' per-frame video budget
     (``total_pixels / nframes * 2``) is one, and rounding it would change ``beta``.
     """
-    check_int("height", height)
-    check_int("width", width)
-    check_int("factor", factor)
-    _check_pixels("min_pixels", min_pixels)
-    _check_pixels("max_pixels", max_pixels)
+    height, width = check_int("height", height), check_int("width", width)  # numpy integers → int
+    factor = check_int("factor", factor)
+    min_pixels, max_pixels = _check_pixels("min_pixels", min_pixels), _check_pixels("max_pixels", max_pixels)
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels={min_pixels} is larger than max_pixels={max_pixels}")
     if rule not in RULES:
