@@ -87,8 +87,11 @@ def stage(src_dir: Path) -> list[str]:
     for path in SITE.glob("*.md"):
         shutil.copy(path, src_dir / path.name)
     shutil.copy(SITE / "conf.py", src_dir / "conf.py")
+    shutil.copy(SITE / "favicon.svg", src_dir / "favicon.svg")
     shutil.copytree(SITE / "calculator", src_dir / "_static" / "calculator")
     stage_mathjax(src_dir / "_static" / "mathjax")
+    (src_dir / "_faq").mkdir()  # the FAQ shows its reproducers (literalinclude)
+    shutil.copy(ROOT / "tests" / "test_faq.py", src_dir / "_faq" / "test_faq.py")
     (src_dir / "notebooks").mkdir()
     stems = []
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):

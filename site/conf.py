@@ -25,6 +25,7 @@ autodoc_default_options = {"undoc-members": False}
 html_theme = "sphinx_book_theme"
 html_title = "qwenvl-study: how Qwen2-VL sees"
 html_static_path = ["_static"]
+html_favicon = "favicon.svg"  # a 2x2 merge group
 html_context = {"default_mode": "auto"}
 html_theme_options = {
     "show_toc_level": 2,
@@ -34,4 +35,4 @@ html_theme_options = {
 }
 html_last_updated_fmt = None
 suppress_warnings = ["myst.header", "misc.highlighting_failure"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "_faq"]
