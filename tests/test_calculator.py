@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from qwenvl_study import count_image_tokens, plan_video, smart_resize
+from qwenvl_study.course import reference as ref
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_JS = ROOT / "site" / "calculator" / "tokens.js"
@@ -172,19 +173,11 @@ def test_video_tokens_equal_plan_video(model, preset):
 
 
 def test_video_tokens_equal_qwen3_vl_video_processor():
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize as hf3_smart_resize
-    from transformers.video_utils import VideoMetadata
-
-    proc = Qwen3VLVideoProcessor()
     cases = video_cases(seed=5)
     out = run_js([("videoTokens", [h, w, "qwen3-vl", {"seconds": s, "videoFps": vf, "fps": fps}])
                   for h, w, s, vf, fps in cases])
     for (h, w, s, vf, fps), res in zip(cases, out):
-        total = round(s * vf)
-        nframes = len(proc.sample_frames(VideoMetadata(total_num_frames=total, fps=vf), fps=fps))
-        rh, rw = hf3_smart_resize(nframes, h, w, temporal_factor=2, factor=32,
-                                  min_pixels=proc.size.shortest_edge, max_pixels=proc.size.longest_edge)
+        nframes, rh, rw = ref.hf_qwen3_vl_video_plan(round(s * vf), vf, h, w, fps=fps)
         got = res["ok"]
         assert got["nframes"] == nframes and tuple(got["resized"]) == (rh, rw), (h, w, s, vf, fps)
         assert got["tokens"] == math.ceil(nframes / 2) * (rh // 32) * (rw // 32)
