@@ -152,8 +152,12 @@ async function checkCalculator(ctx, base, problems) {
   const nbPages = pages.filter((p) => /^notebooks\/\d\d_[^/]+\.html$/.test(p));
   if (nbPages.length === 0) fail(problems, "notebooks/", "no notebook pages");
   let internal = 0, external = new Set();
+  const infos = new Map();
+  const queue = pages.slice();
+  const worker = async () => { while (queue.length) { const rel = queue.shift(); infos.set(rel, await checkPage(ctx, base, rel, problems, idsCache)); } };
+  await Promise.all(Array.from({ length: 4 }, worker));  // 4 tabs at a time
   for (const rel of pages) {
-    const info = await checkPage(ctx, base, rel, problems, idsCache);
+    const info = infos.get(rel);
     for (const href of info.links) {
       if (!href.startsWith(base)) { if (/^https?:/.test(href)) external.add(href); continue; }
       const u = new URL(href);
