@@ -60,23 +60,32 @@ def home_page(notebooks: list[str]) -> str:
 
 
 def api_page() -> str:
+    """api.rst: one autodoc entry per name in ``qwenvl_study.__all__``, grouped by the module that defines it."""
     import inspect
 
     import qwenvl_study as qs
 
-    lines = ["# API reference", "",
-             "The public API of `qwenvl_study` (what `qwenvl_study.__all__` exports), from the docstrings.",
-             "Each object links to the module that holds it.", ""]
+    title = "API reference"
+    lines = [title, "=" * len(title), "",
+             "The public API of ``qwenvl_study`` (what ``qwenvl_study.__all__`` exports), from the docstrings,",
+             "grouped by the module that defines each object.", ""]
+    groups: dict[str, list[str]] = {}
     for name in qs.__all__:
         obj = getattr(qs, name)
-        if inspect.isclass(obj):
-            directive = "autoclass"
-            opts = [":members:"]
-        elif callable(obj):
-            directive, opts = "autofunction", []
-        else:
-            directive, opts = "autodata", [":annotation:"]
-        lines += [f"```{{{directive}}} qwenvl_study.{name}", *opts, "```", ""]
+        module = getattr(obj, "__module__", None) if (inspect.isclass(obj) or callable(obj)) else None
+        groups.setdefault(module or "qwenvl_study (constants)", []).append(name)
+    for module, names in groups.items():
+        lines += [f"``{module}``", "-" * (len(module) + 4), ""]
+        for name in names:
+            obj = getattr(qs, name)
+            if inspect.isclass(obj):
+                lines += [f".. autoclass:: qwenvl_study.{name}", "   :members:", ""]
+            elif callable(obj):
+                lines += [f".. autofunction:: qwenvl_study.{name}", ""]
+            else:  # a constant: its type and size (autodata would print the type's own docstring)
+                size = f", {len(obj)} entries" if hasattr(obj, "__len__") else ""
+                lines += [f".. py:data:: qwenvl_study.{name}", f"   :type: {type(obj).__name__}", "",
+                          f"   A ``{type(obj).__name__}``{size}; see the lesson that uses it.", ""]
     return "\n".join(lines)
 
 
@@ -104,7 +113,7 @@ def stage(src_dir: Path) -> list[str]:
             stage_notebook(nb, src_dir / "notebooks" / "solutions" / nb.name)
         stems += [f"solutions/{nb.stem}" for nb in solutions]
     (src_dir / "index.md").write_text(home_page(stems))
-    (src_dir / "api.md").write_text(api_page())
+    (src_dir / "api.rst").write_text(api_page())
     return stems
 
 
