@@ -362,13 +362,12 @@ def _seed_messages() -> list[dict]:
 
 @section("Media, chat and grounding (lessons 07–08)")
 def _lessons07_08() -> list[Fact]:
-    import tempfile
-
     import numpy as np
     import torch
 
     from . import reference as ref
-    from ..chat import SPECIAL_TOKENS, build_prompt, load_tokenizer, prepare_inputs
+    from ..chat import SPECIAL_TOKENS, build_prompt, prepare_inputs
+    from ..tokenizer import qwen2_tokenizer
     from ..config import Qwen2VLConfig
     from ..grounding import format_grounding, from_normalized, parse_grounding, to_normalized, GroundedBox
     from ..media import fetch_image, fetch_video, plan_video
@@ -405,12 +404,10 @@ def _lessons07_08() -> list[Fact]:
     ids = (SPECIAL_TOKENS["<|image_pad|>"], SPECIAL_TOKENS["<|video_pad|>"])
     facts.append(Fact("<|image_pad|>, <|video_pad|> ids", ids, (hf.image_token_id, hf.video_token_id),
                       ids == (hf.image_token_id, hf.video_token_id)))
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = load_tokenizer(ref.write_tiny_qwen2_tokenizer(tmp))
-        mine = prepare_inputs(messages, tokenizer)
-        theirs = ref.hf_prepare_inputs(messages, tokenizer)
+    mine = prepare_inputs(messages)  # the real Qwen2-VL tokenizer by default
+    theirs = ref.hf_prepare_inputs(messages, qwen2_tokenizer())
     same_ids = torch.equal(mine["input_ids"], theirs["input_ids"])
-    facts.append(Fact("prepare_inputs input_ids == Qwen2VLProcessor (tiny Qwen2 tokenizer)",
+    facts.append(Fact("prepare_inputs input_ids == Qwen2VLProcessor (the real Qwen2-VL tokenizer)",
                       f"{mine['input_ids'].shape[1]} ids", f"{theirs['input_ids'].shape[1]} ids", same_ids))
     err_i = (mine["pixel_values"] - theirs["pixel_values"]).abs().max().item()
     err_v = (mine["pixel_values_videos"] - theirs["pixel_values_videos"]).abs().max().item()
@@ -433,7 +430,7 @@ def _lessons07_08_figures(out: Path) -> list[Path]:
     from .samples import SAMPLE_OBJECTS, SAMPLE_SIZE, SAMPLE_VIDEO, sample_path
 
     messages = _seed_messages()
-    text = prepare_inputs(messages)["text"]
+    text = prepare_inputs(messages, tokenizer=False)["text"]
     items = [GroundedBox(name, to_normalized(box, SAMPLE_SIZE)) for name, (_, _, box) in SAMPLE_OBJECTS.items()]
     truth = {name: box for name, (_, _, box) in SAMPLE_OBJECTS.items()}
     return [
