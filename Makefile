@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup demo test test-unit test-notebooks lab bench notebooks site site-check clean
 
-# Create .venv if missing and install the package with its notebook + dev extras.
+# Create .venv if missing and install the package with its notebook, dev and site extras.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[notebooks,dev,site]"
