@@ -8,12 +8,12 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-unit test-notebooks lab bench notebooks clean
+.PHONY: setup demo test test-unit test-notebooks lab bench notebooks site site-check clean
 
-# Create .venv if missing and install the package with its notebook + dev extras.
+# Create .venv if missing and install the package with its notebook, dev and site extras.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[notebooks,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[notebooks,dev,site]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -43,6 +43,14 @@ bench: $(STAMP)
 ## Re-execute every notebook in place (refreshes the stored outputs that nbval compares).
 notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py notebooks/*.ipynb
+
+## The course website: build/site/ from the notebooks' stored outputs (Sphinx + myst-nb, nothing re-executed).
+site: $(STAMP)
+	$(PY) site/build.py build/site
+
+## The site in a headless chromium (playwright-core; `npm ci` in site/check first): pages, links, calculator.
+site-check:
+	node site/check/check.js build/site
 
 clean:
 	rm -rf outputs .pytest_cache .hypothesis

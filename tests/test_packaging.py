@@ -13,12 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_environment_yml_agrees_with_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"])
-    for extra in ("notebooks", "dev"):
+    for extra in ("notebooks", "dev", "site"):
         wanted |= set(project["optional-dependencies"][extra])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert "-e ." in pip  # the package itself
     assert set(pip) - {"-e ."} == wanted
+
+
+def test_make_installs_every_extra_ci_needs():
+    """A fresh clone's `make test` / `make site` get the notebook, dev and site extras (not gpu)."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert '-e ".[notebooks,dev,site]"' in makefile
 
 
 def test_torch_stays_on_the_cpu_wheel_line():

@@ -352,6 +352,34 @@ def hf_video_processing_module() -> Any:
     return importlib.import_module(name)
 
 
+@functools.lru_cache(maxsize=1)
+def _qwen3_vl_video_processor() -> Any:
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    with quiet():
+        return Qwen3VLVideoProcessor()
+
+
+def hf_qwen3_vl_video_plan(total_frames: int, video_fps: float, height: int, width: int, *, fps: float = 2.0
+                           ) -> tuple[int, int, int]:
+    """``(nframes, resized_height, resized_width)`` by transformers' ``Qwen3VLVideoProcessor``.
+
+    Its class defaults (16-px patches, factor 32, a 128·32²…768·32² pixel budget for the whole clip,
+    4…768 frames, no per-frame cap): ``sample_frames`` then its 3-D ``smart_resize``. Pure arithmetic,
+    no decoding; what the site's calculator (site/calculator/tokens.js) is checked against.
+    """
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
+    from transformers.video_utils import VideoMetadata
+
+    proc = _qwen3_vl_video_processor()
+    with quiet():
+        nframes = len(proc.sample_frames(VideoMetadata(total_num_frames=total_frames, fps=video_fps), fps=fps))
+    rh, rw = smart_resize(nframes, height, width, temporal_factor=proc.temporal_patch_size,
+                          factor=proc.patch_size * proc.merge_size, min_pixels=proc.size.shortest_edge,
+                          max_pixels=proc.size.longest_edge)
+    return nframes, rh, rw
+
+
 def hf_video_patchify(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """transformers' ``Qwen2VLVideoProcessor.patchify`` on normalised frames [T, C, H, W] → ([N, 1176], (t, h, w))."""
     cls = hf_video_processing_module().Qwen2VLVideoProcessor
