@@ -36,7 +36,7 @@ def test_public_api_names_are_exported():
                  # lessons 07-08: media, chat, grounding
                  "process_vision_info", "fetch_image", "fetch_video", "plan_video", "smart_nframes", "MediaDefaults",
                  "MEDIA_PRESETS", "VideoPlan", "preprocess_video", "build_prompt", "expand_vision_pads",
-                 "prepare_inputs", "load_tokenizer", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "GroundedBox",
+                 "prepare_inputs", "load_tokenizer", "qwen2_tokenizer", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "GroundedBox",
                  "to_normalized", "from_normalized", "format_grounding", "parse_grounding", "draw_boxes",
                  "internvl_tile_grid", "pixel_shuffle", "clip_loss", "token_budget", "format_budget",
                  # lesson 04
@@ -59,7 +59,7 @@ def test_submodules_are_not_shadowed_by_exports():
     import types
 
     for name in ["config", "resolution", "patching", "rope", "attention", "vision", "language", "model",
-                 "checkpoint", "media", "chat", "grounding", "cli", "family", "course", "course.reference",
+                 "checkpoint", "media", "chat", "tokenizer", "grounding", "cli", "family", "course", "course.reference",
                  "course.figures", "course.tour", "course.env", "course.samples"]:
         assert isinstance(getattr(qwenvl_study, name, importlib.import_module(f"qwenvl_study.{name}")),
                           types.ModuleType), name

@@ -278,12 +278,15 @@ def chat_template(messages: list, **options) -> Check:
                   ref.hf_render_chat(messages, **options))
 
 
-def prepare_inputs(messages: list, tokenizer, **options) -> Check:
+def prepare_inputs(messages: list, tokenizer=None, **options) -> Check:
     """``chat.prepare_inputs`` vs ``Qwen2VLProcessor``: every key the processor returns, same dtype, bit-equal.
-    ``details``: per key, the max |diff| (0 for ids)."""
+    ``tokenizer`` None: ours runs with its default (the real Qwen2-VL tokenizer) and the processor is given
+    that one. ``details``: per key, the max |diff| (0 for ids)."""
     from ..chat import prepare_inputs as ours
+    from ..tokenizer import qwen2_tokenizer
 
-    mine, theirs = ours(messages, tokenizer, **options), ref.hf_prepare_inputs(messages, tokenizer, **options)
+    mine = ours(messages, **options) if tokenizer is None else ours(messages, tokenizer, **options)
+    theirs = ref.hf_prepare_inputs(messages, qwen2_tokenizer() if tokenizer is None else tokenizer, **options)
     per_key, same = {}, set(theirs) <= set(mine)
     for key, value in theirs.items():
         if key in mine:

@@ -461,8 +461,9 @@ def write_tiny_qwen2_tokenizer(directory: str | Path, *, vocab_size: int = 512) 
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     from ..chat import SPECIAL_TOKENS, tokenizer_config
+    from ..tokenizer import SPLIT_PATTERN
 
-    split = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    split = SPLIT_PATTERN  # Qwen2's pre-tokenizer split, as in the real tokenizer
 
     def pipeline(model: Any) -> Any:
         tok = Tokenizer(model)
