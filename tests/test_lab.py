@@ -48,7 +48,8 @@ def test_make_lab_serves(tmp_path):
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
            "JUPYTER_DATA_DIR": str(tmp_path / "data")}
     log = open(tmp_path / "lab.log", "wb")
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # its own session: whatever the server signals on shutdown stays in its process group, away from pytest
+    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/status", headers={"Authorization": f"token {token}"})
     try:
         deadline, status, body = time.monotonic() + 40, None, b""
@@ -63,7 +64,7 @@ def test_make_lab_serves(tmp_path):
             (tmp_path / "lab.log").read_text(errors="replace")[-2000:]
         assert "started" in json.loads(body)  # /api/status: {"started": ..., "last_activity": ..., ...}
     finally:
-        server.terminate()
+        server.terminate()  # the server itself (SIGTERM), by its id
         try:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
