@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-unit test-notebooks lab bench notebooks site site-check clean
+.PHONY: setup demo test test-unit test-notebooks lab lab-command bench notebooks site site-check clean
 
 # Create .venv if missing and install the package with its notebook, dev and site extras.
 $(STAMP): pyproject.toml
@@ -32,9 +32,16 @@ test-unit: $(STAMP)
 test-notebooks: $(STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env notebooks/
 
-## JupyterLab on the notebooks.
+## JupyterLab on the notebooks. As root (Docker images, cloud notebooks) JupyterLab refuses to start
+## without --allow-root, so LAB_FLAGS adds it there. tests/test_lab.py starts this command (lab-command).
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB       := $(VENV)/bin/jupyter lab notebooks $(LAB_FLAGS)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(LAB)
+
+lab-command:
+	@echo $(LAB)
 
 ## Benchmarks: each prints its ratio against the reference.
 bench: $(STAMP)

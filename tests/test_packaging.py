@@ -66,6 +66,6 @@ def test_submodules_are_not_shadowed_by_exports():
 
     for name in ["config", "resolution", "patching", "rope", "attention", "vision", "language", "model",
                  "checkpoint", "media", "chat", "tokenizer", "grounding", "cli", "family", "course", "course.reference",
-                 "course.figures", "course.tour", "course.env", "course.samples"]:
+                 "course.checks", "course.figures", "course.tour", "course.env", "course.samples"]:
         assert isinstance(getattr(qwenvl_study, name, importlib.import_module(f"qwenvl_study.{name}")),
                           types.ModuleType), name

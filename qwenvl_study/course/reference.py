@@ -36,6 +36,7 @@ __all__ = [
     "hf_preprocess",
     "quiet",
     "qwen_vl_utils",
+    "ReferenceUnavailable",
     "tiny_with_vision",
     "tiny_with_text",
     "qvu_fetch_video",
@@ -170,6 +171,15 @@ def hf_preprocess(image: Any, *, min_pixels: int = MIN_PIXELS, max_pixels: int =
     return out["pixel_values"], out["image_grid_thw"]
 
 
+class ReferenceUnavailable(ModuleNotFoundError):
+    """A reference package is not installed (a plain ``pip install .`` has no dev extras): the check that
+    needs it cannot run. The tour reports it as "not checked: <package> is not installed"."""
+
+    def __init__(self, package: str):
+        super().__init__(f"{package} is not installed", name=package)
+        self.package = package
+
+
 def qwen_vl_utils() -> Any:
     """``qwen_vl_utils.vision_process`` (the dev extra pins the Qwen2-VL-era release, 0.0.8).
 
@@ -179,20 +189,26 @@ def qwen_vl_utils() -> Any:
     really needs torchvision (its video readers) then fails loudly instead of silently differing.
     The stub is removed from ``sys.modules`` right after the import (the module keeps its own
     references): left there, it would make transformers' ``find_spec("torchvision")`` raise.
+    Raises :class:`ReferenceUnavailable` when qwen-vl-utils is not installed (it is a dev extra).
     """
     import importlib
     import sys
 
-    if "qwen_vl_utils.vision_process" in sys.modules:
+    if sys.modules.get("qwen_vl_utils.vision_process") is not None:
         return sys.modules["qwen_vl_utils.vision_process"]
     try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or broken against this torch
-        with _torchvision_stub():
-            with quiet():
-                return importlib.import_module("qwen_vl_utils.vision_process")
-    with quiet():
-        return importlib.import_module("qwen_vl_utils.vision_process")
+        try:
+            import torchvision  # noqa: F401
+        except Exception:  # not installed, or broken against this torch
+            with _torchvision_stub():
+                with quiet():
+                    return importlib.import_module("qwen_vl_utils.vision_process")
+        with quiet():
+            return importlib.import_module("qwen_vl_utils.vision_process")
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] != "qwen_vl_utils":
+            raise  # qwen-vl-utils is there but one of its own imports is missing: say which
+        raise ReferenceUnavailable("qwen-vl-utils") from err
 
 
 @contextlib.contextmanager
