@@ -1,16 +1,15 @@
 """Benchmark: M-RoPE position ids for a batch of 32 mixed sequences, ours vs transformers.
 
-Ours (``qwenvl_study.rope.mrope_position_ids``, vectorised over the whole batch) against the
-installed transformers' ``Qwen2VLModel.get_rope_index`` (a Python loop per row, ``groupby`` per
-token). Each row: text, 2-4 images, one video, more text; left padding. The video has
+Ours (``qwenvl_study.rope.mrope_position_ids``, a loop over the segments of each row, numpy per
+segment) against the installed transformers' ``Qwen2VLModel.get_rope_index`` (a Python loop per
+row, ``groupby`` per token, torch ops per segment). Each row: text, 2-4 images, one video, more text; left padding. The video has
 t <= max(h', w') so both rules give the same ids (asserted before timing). Goal: >= 10x.
 
-Run: ``PYTHONPATH=. python benchmarks/bench_rope.py`` (or ``make bench``). The two are timed in
-alternation (so both see the same machine load), one torch thread (at this size intra-op threads
-only add noise on a shared CPU; the reference is single-threaded Python anyway). Reports the
-median wall-clock time of each and the median CPU time of this thread. Both run single-threaded,
-so CPU time is the work each does; wall time also counts the time other processes take the core
-(on a shared machine). The goal is judged on the CPU-time medians. Exit status 1 if it is not met.
+Run: ``PYTHONPATH=. python benchmarks/bench_rope.py`` (or ``make bench``). Measured twice: at the
+default torch threads (what a learner runs; tiny torch ops pay thread start-up there) and at one
+thread. The two are timed in alternation (so both see the same machine load); reported: the median
+wall-clock time of each (the goal, >= 10x at both thread counts) and the median CPU time of this
+thread. Exit status 1 if the goal is not met.
 """
 
 from __future__ import annotations
@@ -56,28 +55,30 @@ def interleaved_times(fns: dict, rounds: int = 12, inner: dict | None = None) ->
 
 
 def main() -> int:
-    torch.set_num_threads(1)
     case = mixed_batch()
     ids, deltas = mrope_position_ids(**case)
     hf_ids, hf_deltas = ref.hf_rope_index(**case)
     real = case["attention_mask"].bool()
     assert torch.equal(ids[:, real], hf_ids[:, real]), "ids differ from transformers on real tokens"
     assert torch.equal(hf_deltas, deltas + (real.shape[1] - real.sum(-1, keepdim=True))), "deltas relation broken"
-
-    t = interleaved_times({"ours": lambda: mrope_position_ids(**case), "ref": lambda: ref.hf_rope_index(**case)},
-                          rounds=20, inner={"ours": 3})
-    (ours, ours_cpu), (theirs, theirs_cpu) = t["ours"], t["ref"]
-    ratio = theirs_cpu / ours_cpu
     B, L = case["input_ids"].shape
     print(f"M-RoPE ids, batch {B} x {L} tokens ({int(real.sum()):,} real; "
-          f"{len(case['image_grid_thw'])} images, {len(case['video_grid_thw'])} videos), left padding, "
-          f"torch threads {torch.get_num_threads()}")
+          f"{len(case['image_grid_thw'])} images, {len(case['video_grid_thw'])} videos), left padding")
     print("ids identical to transformers on real tokens: True (deltas: delta_5x = ours + L - n_real)")
-    print(f"ours (mrope_position_ids)           median {ours * 1e3:8.2f} ms wall, {ours_cpu * 1e3:8.2f} ms cpu")
-    print(f"transformers get_rope_index (5.x)   median {theirs * 1e3:8.2f} ms wall, {theirs_cpu * 1e3:8.2f} ms cpu")
-    print(f"ratio reference/ours: {ratio:.1f}x cpu ({theirs / ours:.1f}x wall)  "
-          f"(goal >= {GOAL:.0f}x on cpu time: {'met' if ratio >= GOAL else 'NOT met'})")
-    return 0 if ratio >= GOAL else 1
+    met = True
+    for threads in (torch.get_num_threads(), 1):  # the default first (what a learner runs), then 1 thread
+        torch.set_num_threads(threads)
+        t = interleaved_times({"ours": lambda: mrope_position_ids(**case), "ref": lambda: ref.hf_rope_index(**case)},
+                              rounds=20, inner={"ours": 3})
+        (ours, ours_cpu), (theirs, theirs_cpu) = t["ours"], t["ref"]
+        ratio = theirs / ours
+        met &= ratio >= GOAL
+        print(f"torch threads {threads}: ours (mrope_position_ids) median {ours * 1e3:6.2f} ms wall "
+              f"({ours_cpu * 1e3:6.2f} ms cpu); transformers get_rope_index (5.x) {theirs * 1e3:7.2f} ms wall "
+              f"({theirs_cpu * 1e3:7.2f} ms cpu)")
+        print(f"torch threads {threads}: ratio reference/ours {ratio:.1f}x wall ({theirs_cpu / ours_cpu:.1f}x cpu of "
+              f"this thread)  (goal >= {GOAL:.0f}x on wall time: {'met' if ratio >= GOAL else 'NOT met'})")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -43,8 +43,11 @@ from typing import Literal, Sequence
 import torch
 import torch.nn.functional as F
 
+from .resolution import check_grids
+
 __all__ = [
     "BACKENDS",
+    "AttentionBackendChoice",
     "Backend",
     "attention",
     "attention_weights",
@@ -83,12 +86,7 @@ def cu_seqlens_from_grid(grid_thw: torch.Tensor | Sequence[Sequence[int]]) -> to
     slice never attends to another slice; time mixes only inside a 2-frame tube (the Conv3d) and,
     later, in the LLM.
     """
-    grid = torch.as_tensor(grid_thw)
-    if grid.ndim != 2 or grid.shape[-1] != 3 or grid.dtype.is_floating_point or grid.dtype == torch.bool:
-        raise ValueError(f"grid_thw must be integers of shape [n, 3] (t, h, w), got {grid.dtype} {tuple(grid.shape)}")
-    grid = grid.long()
-    if (grid < 1).any():
-        raise ValueError(f"grid_thw entries must be >= 1, got {grid.tolist()}")
+    grid = check_grids(grid_thw, merge_size=1)  # [n, 3]; t, h, w >= 1
     lengths = torch.repeat_interleave(grid[:, 1] * grid[:, 2], grid[:, 0])  # [n] -> [sum(t)]
     return cu_seqlens_from_lengths(lengths, device=grid.device)
 
@@ -193,6 +191,22 @@ def resolve_backend(backend: str, device: torch.device | str = "cpu", dtype: tor
     if reason is not None:
         raise ValueError(f"attention backend {backend!r} is not available: {reason}")
     return backend
+
+
+class AttentionBackendChoice:
+    """The one way a tower (the ViT, the decoder) picks its attention backend: its ``attn_backend``
+    attribute ("auto", "eager", "sdpa", "varlen"), checked when set, read by the tower's ``forward``
+    and passed down to every attention call of its layers (``Qwen2VL.attn_backend`` sets both towers)."""
+
+    @property
+    def attn_backend(self) -> str:
+        return self._attn_backend
+
+    @attn_backend.setter
+    def attn_backend(self, backend: str) -> None:
+        if backend != "auto" and backend not in BACKENDS:
+            raise ValueError(f"unknown attention backend {backend!r}; choose one of {('auto',) + BACKENDS}")
+        self._attn_backend = backend
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .config import SPECIAL_TOKENS
 from .resolution import MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, grid_tokens
 
 __all__ = [
@@ -55,13 +56,7 @@ __all__ = [
     "model_inputs",
 ]
 
-# The published Qwen2-VL-Instruct special tokens (tokenizer_config.json ``added_tokens_decoder``).
-SPECIAL_TOKENS: dict[str, int] = {
-    "<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|object_ref_start|>": 151646,
-    "<|object_ref_end|>": 151647, "<|box_start|>": 151648, "<|box_end|>": 151649, "<|quad_start|>": 151650,
-    "<|quad_end|>": 151651, "<|vision_start|>": 151652, "<|vision_end|>": 151653, "<|vision_pad|>": 151654,
-    "<|image_pad|>": 151655, "<|video_pad|>": 151656,
-}
+# SPECIAL_TOKENS: the published special tokens and their ids (their one home is config.py).
 # The published chat template of Qwen2-VL-*-Instruct (its tokenizer_config.json / chat_template.json
 # value, also printed by the original lesson). ``build_prompt`` below renders the same text in plain
 # Python; the tests render this template with transformers' Jinja machinery and compare.

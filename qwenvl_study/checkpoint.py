@@ -29,8 +29,8 @@ import torch
 
 from .config import Qwen2VLConfig, load_config
 
-__all__ = ["load_pretrained", "save_pretrained", "checkpoint_files", "published_key", "download",
-           "DEFAULT_REPO"]
+__all__ = ["load_pretrained", "save_pretrained", "checkpoint_files", "published_key", "check_state_dict",
+           "download", "DEFAULT_REPO"]
 
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
@@ -88,6 +88,23 @@ def checkpoint_files(directory: str | Path) -> list[Path]:
 def _listing(title: str, items: list[str], limit: int = 25) -> str:
     shown = items[:limit] + ([f"... and {len(items) - limit} more"] if len(items) > limit else [])
     return f"{len(items)} {title}:\n    " + "\n    ".join(shown)
+
+
+def check_state_dict(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], title: str, *,
+                     strict: bool = True, ignore: Iterable[str] = (), extra: Iterable[tuple[str, list[str]]] = ()) -> None:
+    """The one strict state-dict check: every missing and unexpected name (when ``strict``) and every
+    mis-shaped tensor (always), all in one ValueError that starts with ``title``. ``expected`` /
+    ``found``: name → shape; ``ignore``: found names that may be extra; ``extra``: more (title, items)."""
+    missing = sorted(set(expected) - set(found)) if strict else []
+    unexpected = sorted(set(found) - set(expected) - set(ignore)) if strict else []
+    mismatched = sorted(f"{k}: checkpoint {list(found[k])}, model {list(expected[k])}"
+                        for k in set(expected) & set(found) if tuple(found[k]) != tuple(expected[k]))
+    if any(k.startswith("visual.") for k in unexpected) and not any(k.startswith("visual.") for k in expected):
+        title += " (strip the 'visual.' prefix)"
+    lists = [("missing tensors", missing), ("unexpected tensors", unexpected), ("mis-shaped tensors", mismatched),
+             *extra]
+    if any(items for _, items in lists):
+        raise ValueError("\n  ".join([title] + [_listing(t, items) for t, items in lists if items]))
 
 
 @contextmanager
@@ -176,23 +193,15 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
     model_dtypes = {k: dtype if dtype is not None and v.is_floating_point() else v.dtype for k, v in meta_state.items()}
 
     tied_head = config.tie_word_embeddings and "lm_head.weight" in found and "lm_head.weight" not in expected
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected) - ({"lm_head.weight"} if tied_head else set()))
-    mismatched = sorted(f"{k}: checkpoint {list(found[k][2])}, model {list(expected[k])}"
-                        for k in set(expected) & set(found) if found[k][2] != expected[k])
     wrong_dtype = sorted(  # an int32 tensor for a float parameter (or the other way round)
         f"{k}: checkpoint {_ST_DTYPES.get(found[k][3], found[k][3])}, model {str(model_dtypes[k]).replace('torch.', '')}"
         for k in set(expected) & set(found)
         if found[k][3].startswith(("F", "BF")) != model_dtypes[k].is_floating_point)
-    if missing or unexpected or mismatched or duplicates or wrong_dtype:
-        parts = [f"checkpoint {directory} does not match the model built from its config.json "
-                 f"({config.name}):"]
-        for title, items in (("missing tensors", missing), ("unexpected tensors", unexpected),
-                             ("mis-shaped tensors", mismatched), ("duplicated tensors", duplicates),
-                             ("tensors of the wrong kind of dtype (integer vs floating point)", wrong_dtype)):
-            if items:
-                parts.append(_listing(title, items))
-        raise ValueError("\n  ".join(parts))
+    check_state_dict(expected, {k: v[2] for k, v in found.items()},
+                     f"checkpoint {directory} does not match the model built from its config.json ({config.name}):",
+                     ignore={"lm_head.weight"} if tied_head else (),
+                     extra=[("duplicated tensors", duplicates),
+                            ("tensors of the wrong kind of dtype (integer vs floating point)", wrong_dtype)])
 
     if device_map is not None:
         if device is not None:

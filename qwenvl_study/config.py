@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 __all__ = [
+    "SPECIAL_TOKENS",
+    "PATCH_SIZE",
+    "MERGE_SIZE",
+    "TEMPORAL_PATCH_SIZE",
     "VisionConfig",
     "TextConfig",
     "Qwen2VLConfig",
@@ -39,6 +43,18 @@ __all__ = [
     "require_positive_numbers",
 ]
 
+# The published numbers every module uses, stated once here.
+# Qwen2-VL-Instruct's special tokens (tokenizer_config.json ``added_tokens_decoder``).
+SPECIAL_TOKENS: dict[str, int] = {
+    "<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645, "<|object_ref_start|>": 151646,
+    "<|object_ref_end|>": 151647, "<|box_start|>": 151648, "<|box_end|>": 151649, "<|quad_start|>": 151650,
+    "<|quad_end|>": 151651, "<|vision_start|>": 151652, "<|vision_end|>": 151653, "<|vision_pad|>": 151654,
+    "<|image_pad|>": 151655, "<|video_pad|>": 151656,
+}
+PATCH_SIZE = 14  # pixels per patch side
+MERGE_SIZE = 2  # 2x2 neighbouring patches become one LLM token
+TEMPORAL_PATCH_SIZE = 2  # frames per 3D tube (an image is two identical frames)
+
 
 @dataclass(frozen=True)
 class VisionConfig:
@@ -50,9 +66,9 @@ class VisionConfig:
     mlp_ratio: float = 4  # MLP hidden = embed_dim * mlp_ratio = 5120
     in_chans: int = 3
     hidden_size: int = 1536  # output width of the PatchMerger = the LLM's hidden size
-    patch_size: int = 14
-    spatial_merge_size: int = 2  # 2x2 neighbouring patches become one LLM token
-    temporal_patch_size: int = 2  # two frames per 3D tube (an image is two identical frames)
+    patch_size: int = PATCH_SIZE
+    spatial_merge_size: int = MERGE_SIZE  # 2x2 neighbouring patches become one LLM token
+    temporal_patch_size: int = TEMPORAL_PATCH_SIZE  # two frames per 3D tube (an image is two identical frames)
     hidden_act: str = "quick_gelu"
     rope_theta: float = 10000.0  # 2D-RoPE base inside the ViT
 
@@ -135,13 +151,13 @@ class Qwen2VLConfig:
     vision: VisionConfig = field(default_factory=VisionConfig)
     text: TextConfig = field(default_factory=TextConfig)
     tie_word_embeddings: bool = True  # 2B ties lm_head to the embedding; 7B / 72B do not
-    bos_token_id: int = 151643  # <|endoftext|>
-    eos_token_id: int = 151645  # <|im_end|>
-    vision_start_token_id: int = 151652  # <|vision_start|>
-    vision_end_token_id: int = 151653  # <|vision_end|>
-    vision_token_id: int = 151654  # <|vision_pad|> (unused by Qwen2-VL's template)
-    image_token_id: int = 151655  # <|image_pad|>
-    video_token_id: int = 151656  # <|video_pad|>
+    bos_token_id: int = SPECIAL_TOKENS["<|endoftext|>"]  # 151643
+    eos_token_id: int = SPECIAL_TOKENS["<|im_end|>"]  # 151645
+    vision_start_token_id: int = SPECIAL_TOKENS["<|vision_start|>"]  # 151652
+    vision_end_token_id: int = SPECIAL_TOKENS["<|vision_end|>"]  # 151653
+    vision_token_id: int = SPECIAL_TOKENS["<|vision_pad|>"]  # 151654 (unused by Qwen2-VL's template)
+    image_token_id: int = SPECIAL_TOKENS["<|image_pad|>"]  # 151655
+    video_token_id: int = SPECIAL_TOKENS["<|video_pad|>"]  # 151656
     name: str = "custom"
 
     def __post_init__(self) -> None:

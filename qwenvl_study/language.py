@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import attention, causal_mask
+from .attention import AttentionBackendChoice, attention, causal_mask
 from .config import TextConfig
 from .rope import apply_mrope, mrope_cos_sin
 
@@ -141,19 +141,24 @@ class Qwen2DecoderLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class Qwen2Model(nn.Module):
-    """Token embedding → decoder layers → final RMSNorm (``model.*`` in the published checkpoint)."""
+class Qwen2Model(AttentionBackendChoice, nn.Module):
+    """Token embedding → decoder layers → final RMSNorm (``model.*`` in the published checkpoint).
 
-    def __init__(self, config: TextConfig) -> None:
+    ``attn_backend`` ("auto", "eager", "sdpa"; settable later) is stored on the tower and passed to
+    each layer per call, as in the vision tower (:class:`~qwenvl_study.attention.AttentionBackendChoice`).
+    """
+
+    def __init__(self, config: TextConfig, attn_backend: str = "auto") -> None:
         super().__init__()
         self.config = config
+        self.attn_backend = attn_backend
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(Qwen2DecoderLayer(config, i) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
     def forward(self, inputs_embeds: torch.Tensor, position_ids: torch.Tensor, attention_mask: torch.Tensor,
-                cache: KVCache | None = None, backend: str = "auto",
-                output_hidden_states: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                cache: KVCache | None = None, output_hidden_states: bool = False
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``inputs_embeds [B, L, h]``, ``position_ids [3, B, L]`` (M-RoPE), ``attention_mask [B, past + L]``.
 
         Returns the final-normed hidden states ``[B, L, h]`` and, if asked, the input of every layer
@@ -170,7 +175,7 @@ class Qwen2Model(nn.Module):
         for layer in self.layers:
             if output_hidden_states:
                 hidden.append(x)
-            x = layer(x, cos, sin, mask, cache, backend, causal)
+            x = layer(x, cos, sin, mask, cache, self.attn_backend, causal)
         x = self.norm(x)
         if output_hidden_states:
             hidden.append(x)

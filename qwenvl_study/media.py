@@ -509,7 +509,7 @@ class VideoPlan:
 
     @property
     def tokens(self) -> int:
-        """Merged LLM tokens (without <|vision_start|>/<|vision_end|>): t * h * w / 4."""
+        """Merged LLM tokens (without ``<|vision_start|>`` / ``<|vision_end|>``): t * h * w / 4."""
         return grid_tokens(self.grid_thw)
 
     @property

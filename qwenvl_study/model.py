@@ -60,13 +60,21 @@ class Qwen2VL(nn.Module):
     def __init__(self, config: Qwen2VLConfig, attn_backend: str = "auto") -> None:
         super().__init__()
         self.config = config
-        self.attn_backend = attn_backend
         self.visual = VisionTransformer(config.vision, attn_backend=attn_backend)
-        self.model = Qwen2Model(config.text)
+        self.model = Qwen2Model(config.text, attn_backend=attn_backend)
         if not config.tie_word_embeddings:
             self.lm_head = nn.Linear(config.text.hidden_size, config.text.vocab_size, bias=False)
 
     # -- pieces -----------------------------------------------------------------------------
+    @property
+    def attn_backend(self) -> str:
+        """The attention backend of both towers (stored on each, passed to their layers per call)."""
+        return self.model.attn_backend
+
+    @attn_backend.setter
+    def attn_backend(self, backend: str) -> None:
+        self.visual.attn_backend = self.model.attn_backend = backend
+
     @property
     def lm_head_weight(self) -> torch.Tensor:
         """``[vocab, h]``: the embedding matrix itself when tied (2B), else ``lm_head.weight``."""
@@ -124,26 +132,22 @@ class Qwen2VL(nn.Module):
                                   video_token_id=c.video_token_id, vision_start_token_id=c.vision_start_token_id)
 
     # -- forward ----------------------------------------------------------------------------
-    def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-            pixel_values: torch.Tensor | None = None, image_grid_thw: torch.Tensor | None = None,
-            pixel_values_videos: torch.Tensor | None = None, video_grid_thw: torch.Tensor | None = None,
-            *, output_hidden_states: bool = False) -> Qwen2VLOutput:
-        """The forward pass with everything a lesson wants to look at (ids, deltas, hidden states)."""
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.Tensor | None = None, image_grid_thw: torch.Tensor | None = None,
+                pixel_values_videos: torch.Tensor | None = None, video_grid_thw: torch.Tensor | None = None,
+                *, output_hidden_states: bool = False) -> torch.Tensor | Qwen2VLOutput:
+        """Logits ``[B, L, vocab]`` (values at padded places are not meaningful).
+
+        ``output_hidden_states=True`` returns a :class:`Qwen2VLOutput` instead: the logits, the M-RoPE
+        ids and deltas, and the LLM's hidden states (the input of each layer, then the final output).
+        """
         attention_mask = _check_ids(input_ids, attention_mask, self.config.text.vocab_size)
         self._check_media(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
         position_ids, deltas = self.positions(input_ids, attention_mask, image_grid_thw, video_grid_thw)
         embeds = self.embed(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
-        hidden, states = self.model(embeds, position_ids, attention_mask, backend=self.attn_backend,
-                                    output_hidden_states=output_hidden_states)
-        return Qwen2VLOutput(self.logits(hidden), position_ids, deltas, states)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                pixel_values: torch.Tensor | None = None, image_grid_thw: torch.Tensor | None = None,
-                pixel_values_videos: torch.Tensor | None = None, video_grid_thw: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        """Logits ``[B, L, vocab]`` (values at padded places are not meaningful)."""
-        return self.run(input_ids, attention_mask, pixel_values, image_grid_thw, pixel_values_videos,
-                        video_grid_thw).logits
+        hidden, states = self.model(embeds, position_ids, attention_mask, output_hidden_states=output_hidden_states)
+        logits = self.logits(hidden)  # [B, L, vocab]
+        return Qwen2VLOutput(logits, position_ids, deltas, states) if output_hidden_states else logits
 
     # -- generation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -193,7 +197,7 @@ class Qwen2VL(nn.Module):
         done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
         step_embeds, step_positions = embeds, position_ids
         for step in range(max_new_tokens):
-            hidden, _ = self.model(step_embeds, step_positions, mask, cache, backend=self.attn_backend)
+            hidden, _ = self.model(step_embeds, step_positions, mask, cache)
             logits = self.logits(hidden[:, -1]).float()  # [B, vocab]
             token = sample_next_token(logits, do_sample=do_sample, temperature=temperature, top_p=top_p,
                                       top_k=top_k, generator=generator).to(input_ids.device)  # [B]

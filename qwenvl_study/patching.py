@@ -23,7 +23,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from .resolution import MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, TEMPORAL_PATCH_SIZE, Rule, smart_resize
+from .resolution import (MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, TEMPORAL_PATCH_SIZE, Rule, check_grid,
+                         smart_resize)
 
 __all__ = [
     "OPENAI_CLIP_MEAN",
@@ -270,10 +271,8 @@ def unpatchify(
     merge_size: int = MERGE_SIZE,
 ) -> torch.Tensor:
     """Inverse of :func:`patchify`: ``[t*h*w, C*2*14*14]`` → frames ``[t*2, C, h*14, w*14]``."""
-    gt, gh, gw = (int(v) for v in grid_thw)
+    gt, gh, gw = check_grid(grid_thw, merge_size)
     m, p, tp = merge_size, patch_size, temporal_patch_size
-    if min(gt, gh, gw) < 1 or gh % m or gw % m:
-        raise ValueError(f"grid {(gt, gh, gw)}: t, h, w must be >= 1 and h, w multiples of merge_size={m}")
     if patches.shape != (gt * gh * gw, channels * tp * p * p):
         raise ValueError(f"patches of shape {tuple(patches.shape)} do not match grid {(gt, gh, gw)}")
     x = patches.reshape(gt, gh // m, gw // m, m, m, channels, tp, p, p)

@@ -19,7 +19,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from .config import MERGE_SIZE, PATCH_SIZE, TEMPORAL_PATCH_SIZE  # the published patch sizes (their one home)
 
 __all__ = [
     "PATCH_SIZE",
@@ -31,6 +36,8 @@ __all__ = [
     "MAX_RATIO",
     "Rule",
     "check_int",
+    "check_grid",
+    "check_grids",
     "round_by_factor",
     "ceil_by_factor",
     "floor_by_factor",
@@ -47,9 +54,6 @@ __all__ = [
     "smart_resize_frames",
 ]
 
-PATCH_SIZE = 14
-MERGE_SIZE = 2
-TEMPORAL_PATCH_SIZE = 2
 FACTOR = PATCH_SIZE * MERGE_SIZE  # 28
 MIN_PIXELS = 56 * 56  # 3136
 MAX_PIXELS = 28 * 28 * 16384  # 12845056
@@ -66,6 +70,34 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_grids(grid_thw: Any, merge_size: int = MERGE_SIZE, *, name: str = "grid_thw", min_items: int = 0,
+                item: str | None = None) -> torch.Tensor:
+    """The one grid check: ``[n, 3]`` patch grids ``(t, h, w)`` (tensor, array or nested list;
+    ``None`` = none), each >= 1 with h and w multiples of ``merge_size`` → ``LongTensor[n, 3]``.
+
+    A ValueError names the item (``name[i]``, or ``item`` when given), its values and the limit.
+    """
+    g = torch.as_tensor(torch.zeros(0, 3, dtype=torch.long) if grid_thw is None else grid_thw)
+    if g.dtype.is_floating_point or g.dtype.is_complex or g.dtype == torch.bool:
+        raise ValueError(f"{name} must hold integers (t, h, w in patches), got dtype {g.dtype}")
+    if g.ndim != 2 or g.shape[-1] != 3 or g.shape[0] < min_items:
+        at_least = f" with at least {min_items} row(s)" if min_items else ""
+        raise ValueError(f"{name} must have shape [num_items, 3] (t, h, w){at_least}, got {list(g.shape)}")
+    rows = g.cpu().numpy()  # [n, 3] (numpy: no thread pool for these tiny checks)
+    bad = np.flatnonzero((rows < 1).any(-1) | (rows[:, 1:] % merge_size != 0).any(-1))  # [n_bad]
+    if len(bad):
+        t, h, w = rows[bad[0]].tolist()
+        rule = f" and h, w multiples of spatial_merge_size={merge_size}" if merge_size > 1 else ""
+        raise ValueError(f"{item or f'{name}[{bad[0]}] ='} (t={t}, h={h}, w={w}): t, h, w must be >= 1{rule}")
+    return g.long()
+
+
+def check_grid(grid: Sequence[int], merge_size: int = MERGE_SIZE, *, item: str = "grid") -> tuple[int, int, int]:
+    """One ``(t, h, w)`` through :func:`check_grids` → python ints; errors name ``item``."""
+    t, h, w = check_grids([list(grid)], merge_size, name=item, item=item)[0].tolist()
+    return t, h, w
 
 
 def _check_pixels(name: str, value: object) -> float:
@@ -239,10 +271,7 @@ def grid_tokens(grid_thw: tuple[int, int, int], *, merge_size: int = MERGE_SIZE,
     Each 2x2 group of patches (of one temporal slice) is one merged token, i.e. one ``<|image_pad|>``
     / ``<|video_pad|>`` position; ``special_tokens`` adds ``<|vision_start|>`` and ``<|vision_end|>``.
     """
-    t, h, w = (int(v) for v in grid_thw)
-    if min(t, h, w) < 1 or h % merge_size or w % merge_size:
-        raise ValueError(f"grid (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of "
-                         f"merge_size={merge_size}")
+    t, h, w = check_grid(grid_thw, merge_size)
     return t * h * w // merge_size**2 + (2 if special_tokens else 0)
 
 

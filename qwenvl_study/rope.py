@@ -16,12 +16,14 @@ head_dim/2 is duplicated, ``cos = cat(cos(a), cos(a))``, and ``x*cos + rotate_ha
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
+import numpy as np
 import torch
 
-from .config import Qwen2VLConfig
-from .resolution import check_int
+from .config import SPECIAL_TOKENS
+from .resolution import check_grid, check_grids, check_int
 
 __all__ = [
     "inverse_frequencies",
@@ -103,13 +105,10 @@ def vision_position_ids(grid_thw: torch.Tensor | Sequence[Sequence[int]], spatia
     grid = torch.as_tensor(grid_thw)
     if grid.ndim == 1 and grid.numel() == 3:
         grid = grid[None]  # one (t, h, w)
-    grid = _as_grid("grid_thw", grid, grid.device)  # [n, 3]
+    grid = check_grids(grid, spatial_merge_size)  # [n, 3]
     m = spatial_merge_size
     out = []
     for t, h, w in grid.tolist():
-        if min(t, h, w) < 1 or h % m or w % m:
-            raise ValueError(f"grid (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of "
-                             f"spatial_merge_size={m}")
         rows = torch.arange(h).view(h, 1).expand(h, w)  # [h, w]
         cols = torch.arange(w).view(1, w).expand(h, w)  # [h, w]
         rc = torch.stack([rows, cols], dim=-1)  # [h, w, 2]
@@ -199,24 +198,12 @@ def apply_mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.
 # ---------------------------------------------------------------------------------------------
 # M-RoPE position ids (paper §2.1, Figure 3)
 # ---------------------------------------------------------------------------------------------
-# The published token ids (Qwen2VLConfig's defaults, the tokenizer's special tokens).
-IMAGE_TOKEN_ID = Qwen2VLConfig.image_token_id  # 151655 <|image_pad|>
-VIDEO_TOKEN_ID = Qwen2VLConfig.video_token_id  # 151656 <|video_pad|>
-VISION_START_TOKEN_ID = Qwen2VLConfig.vision_start_token_id  # 151652 <|vision_start|>
-VISION_END_TOKEN_ID = Qwen2VLConfig.vision_end_token_id  # 151653 <|vision_end|>
-PAD_TOKEN_ID = Qwen2VLConfig.bos_token_id  # 151643 <|endoftext|>, the tokenizer's padding token
-
-
-def _as_grid(name: str, grid: object, device: torch.device) -> torch.Tensor:
-    """``None`` / ``[N, 3]`` integers → ``LongTensor[N, 3]`` (values are checked by the caller)."""
-    if grid is None:
-        return torch.zeros(0, 3, dtype=torch.long, device=device)
-    g = torch.as_tensor(grid, device=device)
-    if g.dtype.is_floating_point or g.dtype.is_complex or g.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers, got dtype {g.dtype}")
-    if g.ndim != 2 or g.shape[-1] != 3:
-        raise ValueError(f"{name} must have shape [num_items, 3] (t, h, w), got {list(g.shape)}")
-    return g.long()
+# The published token ids (their one home: config.SPECIAL_TOKENS).
+IMAGE_TOKEN_ID = SPECIAL_TOKENS["<|image_pad|>"]  # 151655
+VIDEO_TOKEN_ID = SPECIAL_TOKENS["<|video_pad|>"]  # 151656
+VISION_START_TOKEN_ID = SPECIAL_TOKENS["<|vision_start|>"]  # 151652
+VISION_END_TOKEN_ID = SPECIAL_TOKENS["<|vision_end|>"]  # 151653
+PAD_TOKEN_ID = SPECIAL_TOKENS["<|endoftext|>"]  # 151643, the tokenizer's padding token
 
 
 def mrope_position_ids(
@@ -233,7 +220,7 @@ def mrope_position_ids(
     """M-RoPE (temporal, height, width) position ids of a batch: ``(LongTensor[3, B, L], LongTensor[B, 1])``.
 
     The rule (paper §2.1 and Figure 3; the release-time reference, transformers 4.45–4.5x
-    ``Qwen2VLForConditionalGeneration.get_rope_index``):
+    ``Qwen2VLForConditionalGeneration.get_rope_index``), one row at a time, segment by segment:
 
     - a **text** token takes the same id on the three rows (so text-only M-RoPE is 1D RoPE);
     - an **image or video** with grid (t, h, w) is a segment of t·h'·w' pad tokens
@@ -256,181 +243,108 @@ def mrope_position_ids(
       ``cache_position + delta``, cache_position being its index in the padded row (left padding).
       transformers 5.x subtracts the unpadded length instead and adds the delta to
       ``attention_mask.cumsum(-1) - 1``: ``delta_5x = delta_ours + (L - n_real)``.
-    - text-only input (no grids): ids ``cumsum(mask) - 1`` on real tokens, deltas as above
-      (0 without a mask).
 
     transformers 5.x ``Qwen2VLModel.get_rope_index`` advances by max(h', w') after a vision
     segment, ignoring a video's t: when t > max(h', w') (long, low-resolution videos) the tokens
     after the video get ids that overlap it. This function follows the paper and the release-time
     reference (max + 1); both behaviours are pinned in the tests and drawn in notebook 03.
 
-    Vectorised — no Python loop over tokens, rows or segments: runs of pad tokens are found by
-    comparing each place with its neighbour; every id is then a running sum along its row (one
-    ``cumsum``) of per-place increments: +1 on t, h, w per text token, and inside a vision segment
-    the steps of its raster order — (0, 0, +1) along a row of w' tokens, (0, +1, 1-w') at a new
-    grid row, (+1, 1-h', 1-w') at a new temporal slice — then the jump to the segment's maximum
-    + 1. The non-trivial increments (one per grid row, plus a few per row of the batch) are written
-    with a single ``index_add_``. Rows with masked places *between* their real tokens are first
-    compacted (a stable sort puts the real tokens first), as both references drop masked places.
+    A loop over the segments of each row, not over tokens: a text run's ids are one ``arange``, a
+    vision segment's three raster rows are written through a ``[3, t, h', w']`` view. The work is
+    numpy (tiny ops, no thread pool to start at any torch thread count); one tensor is made at the end.
     """
-    input_ids = torch.as_tensor(input_ids).contiguous()
+    tokens, real, grids, device = _mrope_inputs(input_ids, image_grid_thw, video_grid_thw, attention_mask,
+                                                spatial_merge_size)
+    B, L = tokens.shape
+    m = spatial_merge_size
+    ids = np.ones((3, B, L), dtype=np.int64)  # [3, B, L]; masked places keep 1
+    deltas = np.zeros((B, 1), dtype=np.int64)  # [B, 1]
+    kinds = (tokens == image_token_id) + 2 * (tokens == video_token_id)  # [B, L] 0 text, 1 image pad, 2 video pad
+    used = {"image": 0, "video": 0}  # grids consumed so far, in batch order
+    for b in range(B):
+        cols = np.flatnonzero(real[b])  # [n] the real places of row b
+        n, first = len(cols), (int(cols[0]) if len(cols) else 0)
+        holes = n > 0 and cols[-1] + 1 - first != n  # masked places between real tokens
+        row = kinds[b, cols] if holes else kinds[b, first:first + n]  # [n] the kind of each real token
+        out = np.empty((3, n), dtype=np.int64) if holes else ids[:, b, first:first + n]  # [3, n] their ids (a view)
+        cuts = [0, *(np.flatnonzero(row[1:] != row[:-1]) + 1).tolist(), n] if n else [0]  # segment bounds
+        start = 0  # the id the next segment begins at: the previous segment's maximum + 1
+        for lo, hi, k in zip(cuts[:-1], cuts[1:], row[cuts[:-1]].tolist()):
+            if k == 0:  # a text run: ids start, start + 1, ... on t, h, w alike
+                out[:, lo:hi] = np.arange(start, start + hi - lo)  # [n_text] -> [3, n_text]
+                start += hi - lo
+                continue
+            name = "image" if k == 1 else "video"
+            i, used[name] = used[name], used[name] + 1  # the i-th image / video of the batch
+            if i >= len(grids[name]) or math.prod(grids[name][i]) // m**2 != hi - lo:
+                _explain_runs(tokens, real, grids, m, image_token_id, video_token_id)
+            if lo == 0 or tokens[b, cols[lo - 1]] != vision_start_token_id:
+                raise ValueError(f"{name} {i}: its run of pad tokens (id {int(tokens[b, cols[lo]])}) at row {b}, position "
+                                 f"{int(cols[lo])} is not directly preceded by <|vision_start|> "
+                                 f"(id {vision_start_token_id})")
+            t, h, w = grids[name][i]
+            h, w = h // m, w // m  # merged rows and columns: h', w'
+            seg = out[:, lo:hi].reshape(3, t, h, w)  # a view: token (i, j, k) of the raster t -> h' -> w'
+            seg[0] = np.arange(start, start + t)[:, None, None]  # temporal: s + i (constant for an image)
+            seg[1] = np.arange(start, start + h)[:, None]  # height: s + j
+            seg[2] = np.arange(start, start + w)  # width: s + k
+            start += max(t, h, w)  # the segment's maximum id + 1
+        if holes:  # masked places between real tokens: scatter the ids back to their columns
+            ids[:, b, cols] = out
+        deltas[b] = start - L  # (max id + 1) - padded length
+    if used["image"] != len(grids["image"]) or used["video"] != len(grids["video"]):
+        _explain_runs(tokens, real, grids, m, image_token_id, video_token_id)  # grids left without a run
+    return torch.from_numpy(ids).to(device), torch.from_numpy(deltas).to(device)
+
+
+def _mrope_inputs(input_ids: object, image_grid_thw: object, video_grid_thw: object, attention_mask: object,
+                  merge: int) -> tuple[np.ndarray, np.ndarray, dict[str, list[tuple[int, int, int]]], torch.device]:
+    """Checked inputs of :func:`mrope_position_ids`, as numpy: ``tokens [B, L]``, ``real [B, L]`` (bool),
+    the grids ``{"image": [(t, h, w), ...], "video": [...]}``, and the device of ``input_ids``."""
+    input_ids = torch.as_tensor(input_ids)
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must have shape [batch, seq_len], got {list(input_ids.shape)}")
     if input_ids.dtype.is_floating_point or input_ids.dtype.is_complex or input_ids.dtype == torch.bool:
         raise ValueError(f"input_ids must hold integer token ids, got dtype {input_ids.dtype}")
-    check_int("spatial_merge_size", spatial_merge_size)
-    B, L = input_ids.shape
-    device = input_ids.device
-    image_grid = _as_grid("image_grid_thw", image_grid_thw, device)  # [N_img, 3]
-    video_grid = _as_grid("video_grid_thw", video_grid_thw, device)  # [N_vid, 3]
-    grid = torch.cat([image_grid, video_grid])  # [N, 3] images first, then videos
-    bad = (grid < 1).any(-1) | (grid[:, 1:] % spatial_merge_size != 0).any(-1)  # [N]
-    if bool(bad.any()):
-        k = int(bad.nonzero()[0, 0])
-        name, i = ("image_grid_thw", k) if k < len(image_grid) else ("video_grid_thw", k - len(image_grid))
-        t, h, w = grid[k].tolist()
-        raise ValueError(f"{name}[{i}] = (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of "
-                         f"spatial_merge_size={spatial_merge_size}")
-    llm_grid = grid // spatial_merge_size  # [N, 3] -> t, h', w'
-    llm_grid[:, 0] = grid[:, 0]
-    real = None  # [B, L] bool; None: every place is a real token
-    order = None  # [B, L] original column of each compacted place (rows with inner holes only)
-    if attention_mask is not None:
-        mask = torch.as_tensor(attention_mask, device=device)
-        if tuple(mask.shape) != (B, L):
-            raise ValueError(f"attention_mask must have the shape of input_ids {[B, L]}, got {list(mask.shape)}")
-        if mask.numel() and mask.dtype != torch.bool:
-            if mask.dtype.is_floating_point or mask.dtype.is_complex:
-                valid = bool(((mask == 0) | (mask == 1)).all())
-            else:
-                lo, hi = torch.aminmax(mask)  # one pass
-                valid = bool(lo >= 0) and bool(hi <= 1)
-            if not valid:
-                raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
-        real = mask.bool().contiguous()  # [B, L]
-        if L > 1:
-            as_bytes = real.view(torch.uint8)  # [B, L] (no copy)
-            blocks = real[:, 0] + (as_bytes[:, 1:] > as_bytes[:, :-1]).sum(-1)  # [B] blocks of real places
-            if bool((blocks > 1).any()):  # masked places between real tokens: compact the rows to the left
-                order = torch.argsort((~real).to(torch.uint8), dim=-1, stable=True)  # [B, L]
-                input_ids, real = input_ids.gather(1, order), real.gather(1, order)
-    if L == 0:
-        if len(grid):
-            raise ValueError(f"input_ids are empty (shape {[B, L]}) but {len(grid)} grid(s) were given")
-        return torch.zeros(3, B, 0, dtype=torch.long, device=device), torch.zeros(B, 1, dtype=torch.long, device=device)
-
-    # 1. runs of pad tokens: one per image / video, in batch order (runs never cross rows)
-    is_image = input_ids == image_token_id  # [B, L]
-    vision = is_image | (input_ids == video_token_id)  # [B, L] a pad token
-    if real is not None:
-        vision &= real
-    continues = vision[:, 1:] & vision[:, :-1] & (is_image[:, 1:] == is_image[:, :-1])  # [B, L-1] same kind
-    starts, ends = vision.clone(), vision.clone()  # [B, L]
-    starts[:, 1:] &= ~continues
-    ends[:, :-1] &= ~continues
-    first = starts.view(-1).nonzero().squeeze(1)  # [R] flat place of each run's first token
-    last = ends.view(-1).nonzero().squeeze(1)  # [R] and of its last token (nonzero allocates only [R])
-    lengths = last - first + 1  # [R]
-    run_is_image = is_image.view(-1).index_select(0, first)  # [R]
-    image_rank = run_is_image.cumsum(0) - 1  # [R] k-th image run ...
-    n_image_runs = int(image_rank[-1]) + 1 if len(first) else 0
-    item = torch.where(run_is_image, image_rank,  # ... is image item k; the v-th video run is video item v
-                       len(image_grid) + torch.arange(len(first), device=device) - image_rank - 1)  # [R]
-    if (n_image_runs != len(image_grid) or len(first) - n_image_runs != len(video_grid)
-            or not torch.equal(llm_grid.prod(-1).index_select(0, item), lengths)):
-        _explain_runs(image_grid, video_grid, llm_grid.prod(-1), lengths, run_is_image,
-                      [_where(int(i), L, order) for i in first], image_token_id, video_token_id)
-    run_llm = llm_grid.index_select(0, item)  # [R, 3] (t, h', w') of each run
-    flat_ids = input_ids.view(-1)  # [B*L]
-    before = (first - 1).clamp(min=0)  # [R] the place before each run must hold <|vision_start|>
-    ok = (first % L > 0) & (flat_ids.index_select(0, before) == vision_start_token_id)
-    if real is not None:
-        ok &= real.view(-1).index_select(0, before)
-    if not bool(ok.all()):
-        r = int((~ok).nonzero()[0, 0])
-        name, i = ("image", int(item[r])) if run_is_image[r] else ("video", int(item[r]) - len(image_grid))
-        raise ValueError(f"{name} {i}: its run of pad tokens (id {int(flat_ids[first[r]])}) at "
-                         f"{_where(int(first[r]), L, order)} is not directly preceded by <|vision_start|> "
-                         f"(id {vision_start_token_id})")
-
-    # 2. ids as a running sum along each row of per-place increments (t, h, w):
-    #    text token +1 on all rows, masked place 0, the first real token of a row 0;
-    #    first token of a run +1 (a segment starts at the previous maximum + 1); inside a run
-    #    (0, 0, +1) along a row of w' tokens, (0, +1, 1-w') at a new row of the grid, (+1, 1-h', 1-w')
-    #    at a new temporal slice; the token after a run jumps from s + (t-1, h'-1, w'-1) to
-    #    s + max(t, h', w') (the paper's rule: previous maximum + 1, a video's t included).
-    inc = torch.empty(3, B, L, dtype=torch.long, device=device)  # [3, B, L] the base: text +1, pad (0, 0, +1)
-    inc[:2] = (~vision if real is None else real & ~vision).unsqueeze(0)
-    inc[2] = True if real is None else real.unsqueeze(0)
-    t, h, w = run_llm.unbind(-1)  # [R] each
-    rows = t * h  # [R] rows of w' tokens per run
-    run_of_row = torch.repeat_interleave(torch.arange(len(rows), device=device), rows)  # [M]
-    j = torch.arange(len(run_of_row), device=device) - (rows.cumsum(0) - rows).index_select(0, run_of_row)  # [M]
-    h_j, w_j = h.index_select(0, run_of_row), w.index_select(0, run_of_row)  # [M], [M]
-    new_slice, opens = j % h_j == 0, j == 0  # [M] the grid row opens a temporal slice / the run
-    row_step = torch.stack([new_slice.long(), torch.where(new_slice & ~opens, 1 - h_j, 1),
-                            torch.where(opens, 0, -w_j)])  # [3, M] added to the base (0, 0, +1)
-    inside = last % L != L - 1  # [R] not the end of its row: the next place takes the jump
-    jump = (run_llm.amax(-1, keepdim=True) - run_llm).T * inside  # [3, R]
-    # the next id after each row (max id + 1): its text tokens + max(t, h', w') per run
-    n_real = real.sum(-1) if real is not None else torch.full((B,), L, dtype=torch.long, device=device)  # [B]
-    next_id = n_real.scatter_add(0, torch.div(first, L, rounding_mode="floor"), run_llm.amax(-1) - lengths)  # [B]
-    row_start = torch.arange(B, device=device) * L  # [B] flat place of each row's column 0
-    places = [first.index_select(0, run_of_row) + j * w_j, torch.where(inside, last + 1, last)]
-    values = [row_step, jump]
-    if real is None:
-        places.append(row_start)
-        values.append(row_start.new_full((3, B), -1))  # the first token of a row gets id 0
-    else:  # after compaction a row's real tokens are contiguous: [first_real, first_real + n_real)
-        first_real = real.view(torch.uint8).argmax(-1)  # [B] (0 for a row without real tokens)
-        lead = (first_real > 0).long()  # [B] masked places before the real tokens: 1 from column 0 on,
-        after = first_real + n_real  # [B] first masked place after them, where the running sum is
-        trail = after < L  # next_id - 1 on all three rows (the jump after a run lands there too)
-        places += [row_start, row_start + first_real, row_start + after.clamp(max=L - 1)]
-        values += [lead.expand(3, B), (-1 - lead).expand(3, B),  # 0 at the first real token,
-                   ((2 - next_id) * trail).expand(3, B)]  # and 1 again after the last one
-    inc.view(3, B * L).index_add_(1, torch.cat(places), torch.cat(values, dim=1))  # one scatter for all
-    deltas = (next_id - L).unsqueeze(-1)  # [B, 1] (max id + 1) - padded length
-    return _restore(inc.cumsum_(-1), order), deltas  # [3, B, L] (in place: one large buffer less)
+    check_int("spatial_merge_size", merge)
+    grids = {"image": [tuple(g) for g in check_grids(image_grid_thw, merge, name="image_grid_thw").tolist()],
+             "video": [tuple(g) for g in check_grids(video_grid_thw, merge, name="video_grid_thw").tolist()]}
+    tokens = input_ids.cpu().numpy()  # [B, L]
+    if attention_mask is None:
+        return tokens, np.ones(tokens.shape, dtype=bool), grids, input_ids.device
+    mask = torch.as_tensor(attention_mask).cpu().numpy()
+    if mask.shape != tokens.shape:
+        raise ValueError(f"attention_mask must have the shape of input_ids {list(tokens.shape)}, got {list(mask.shape)}")
+    if mask.dtype != bool and not ((mask == 0) | (mask == 1)).all():
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (real token)")
+    return tokens, mask.astype(bool), grids, input_ids.device
 
 
-def _where(flat_index: int, L: int, order: torch.Tensor | None) -> str:
-    """"row b, position p" of a flat place, in the caller's layout."""
-    b, p = divmod(flat_index, L)
-    return f"row {b}, position {int(order[b, p]) if order is not None else p}"
-
-
-def _explain_runs(image_grid: torch.Tensor, video_grid: torch.Tensor, need: torch.Tensor, lengths: torch.Tensor,
-                  run_is_image: torch.Tensor, places: list[str], image_token_id: int, video_token_id: int) -> None:
+def _explain_runs(tokens: np.ndarray, real: np.ndarray, grids: dict, merge: int, image_token_id: int,
+                  video_token_id: int) -> None:
     """Raise the ValueError that says which image / video does not match its run of pad tokens."""
-    offset = 0
-    for name, grid, token_id, runs in (("image", image_grid, image_token_id, run_is_image),
-                                       ("video", video_grid, video_token_id, ~run_is_image)):
-        n_need = need[offset:offset + len(grid)]
-        offset += len(grid)
-        got = lengths[runs]
-        if len(got) == len(n_need) and torch.equal(got, n_need):
+    for name, token_id in (("image", image_token_id), ("video", video_token_id)):
+        need = [t * h * w // merge**2 for t, h, w in grids[name]]
+        got, where = [], []  # length and place of every run of this pad token, in batch order
+        for b in range(tokens.shape[0]):
+            cols = np.flatnonzero(real[b])
+            pad = np.concatenate([[False], tokens[b, cols] == token_id, [False]])
+            edges = np.flatnonzero(pad[1:] != pad[:-1]).reshape(-1, 2)  # [runs, 2] (first, one past last)
+            got += (edges[:, 1] - edges[:, 0]).tolist()
+            where += [f"row {b}, position {int(cols[lo])}" for lo in edges[:, 0]]
+        if got == need:
             continue
-        where = [p for p, r in zip(places, runs.tolist()) if r]
-        shown = ", ".join(f"{n} at {p}" for n, p in zip(got.tolist()[:8], where))
-        shown += ", ..." if len(got) > 8 else ""
-        summary = (f"input_ids hold {int(got.sum())} {name} pad tokens (id {token_id}) in {len(got)} run(s)"
-                   f"{' (' + shown + ')' if shown else ''}; {name}_grid_thw has {len(grid)} {name}(s) needing "
-                   f"{int(n_need.sum())} tokens")
-        if len(got) == len(n_need):
-            i = int((got != n_need).nonzero()[0, 0])
-            t, h, w = grid[i].tolist()
-            raise ValueError(f"{name} {i}: grid (t={t}, h={h}, w={w}) needs t*h*w/merge^2 = {int(n_need[i])} pad "
-                             f"tokens, its run holds {int(got[i])}. {summary}")
+        shown = ", ".join(f"{n} at {p}" for n, p in zip(got[:8], where)) + (", ..." if len(got) > 8 else "")
+        summary = (f"input_ids hold {sum(got)} {name} pad tokens (id {token_id}) in {len(got)} run(s)"
+                   f"{' (' + shown + ')' if shown else ''}; {name}_grid_thw has {len(need)} {name}(s) needing "
+                   f"{sum(need)} tokens")
+        if len(got) == len(need):
+            i = next(k for k, (g, n) in enumerate(zip(got, need)) if g != n)
+            t, h, w = grids[name][i]
+            raise ValueError(f"{name} {i}: grid (t={t}, h={h}, w={w}) needs t*h*w/merge^2 = {need[i]} pad "
+                             f"tokens, its run holds {got[i]}. {summary}")
         raise ValueError(summary)
     raise AssertionError("unreachable: runs and grids were found to disagree")  # pragma: no cover
-
-
-def _restore(position_ids: torch.Tensor, order: torch.Tensor | None) -> torch.Tensor:
-    """Compacted rows back to the caller's layout (``order[b, j]``: original column of place j)."""
-    if order is None:
-        return position_ids
-    return torch.empty_like(position_ids).scatter_(2, order.expand_as(position_ids), position_ids)
 
 
 TEXT_FILLER_ID = 872  # an ordinary word piece, for text segments given by length only
@@ -467,10 +381,7 @@ def segments_to_batch(
             elif kind in grids:
                 if len(value) != 3:
                     raise ValueError(f"row {r}: {kind} grid must be (t, h, w), got {value!r}")
-                t, h, w = (int(v) for v in value)
-                if t < 1 or h < 1 or w < 1 or h % spatial_merge_size or w % spatial_merge_size:
-                    raise ValueError(f"row {r}: {kind} grid (t={t}, h={h}, w={w}) must be positive with h, w "
-                                     f"multiples of spatial_merge_size={spatial_merge_size}")
+                t, h, w = check_grid(value, spatial_merge_size, item=f"row {r}: {kind} grid")
                 grids[kind].append([t, h, w])
                 tokens += [VISION_START_TOKEN_ID] + [pad_ids[kind]] * (t * h * w // m2) + [VISION_END_TOKEN_ID]
             else:

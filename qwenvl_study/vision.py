@@ -23,9 +23,11 @@ from typing import Any, Mapping, NamedTuple
 import torch
 from torch import nn
 
-from .attention import attention, cu_seqlens_from_grid
+from .attention import AttentionBackendChoice, attention, cu_seqlens_from_grid
+from .checkpoint import check_state_dict
 from .config import VisionConfig, vision_config_from_hf
 from .patching import PatchEmbed
+from .resolution import check_grids
 from .rope import apply_rotary_vision, vision_cos_sin, vision_position_ids
 
 __all__ = [
@@ -77,18 +79,18 @@ class VisionRotaryEmbedding(nn.Module):
 class VisionAttention(nn.Module):
     """Fused qkv → 2D-RoPE on q, k → attention inside each segment of ``cu_seqlens`` → proj."""
 
-    def __init__(self, dim: int, num_heads: int, attn_backend: str = "auto") -> None:
+    def __init__(self, dim: int, num_heads: int) -> None:
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.attn_backend = attn_backend
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, cu_seqlens: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cu_seqlens: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                backend: str = "auto") -> torch.Tensor:
         n = x.shape[0]
         q, k, v = self.qkv(x).view(n, 3, self.num_heads, self.head_dim).unbind(1)  # [N, d] -> 3 x [N, H, hd]
         q, k = apply_rotary_vision(q, k, cos, sin)  # rotate by (row, col); [N, H, hd]
-        out = attention(q, k, v, backend=self.attn_backend, cu_seqlens=cu_seqlens)  # [N, H, hd]
+        out = attention(q, k, v, backend=backend, cu_seqlens=cu_seqlens)  # [N, H, hd]
         return self.proj(out.reshape(n, -1))  # [N, H, hd] -> [N, d] -> [N, d]
 
 
@@ -110,18 +112,19 @@ class VisionMlp(nn.Module):
 class VisionBlock(nn.Module):
     """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x)). LayerNorm eps 1e-6."""
 
-    def __init__(self, config: VisionConfig, attn_backend: str = "auto") -> None:
+    def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         d = config.embed_dim
         self.norm1 = nn.LayerNorm(d, eps=1e-6)
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
-        self.attn = VisionAttention(d, config.num_heads, attn_backend)
+        self.attn = VisionAttention(d, config.num_heads)
         self.mlp = VisionMlp(d, config.mlp_hidden_dim, config.hidden_act)
 
-    def forward(self, x: torch.Tensor, cu_seqlens: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cu_seqlens: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                backend: str = "auto") -> torch.Tensor:
         # x + f(x), summed into f's fresh output (the block's input stays intact; autograd-safe: a
         # Linear's backward never needs its output) — one [N, d] buffer fewer per residual
-        x = self.attn(self.norm1(x), cu_seqlens, cos, sin).add_(x)  # [N, d]
+        x = self.attn(self.norm1(x), cu_seqlens, cos, sin, backend).add_(x)  # [N, d]
         return self.mlp(self.norm2(x)).add_(x)  # [N, d]
 
 
@@ -158,13 +161,14 @@ class VisionOutput(NamedTuple):
     hidden_states: tuple[torch.Tensor, ...]
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(AttentionBackendChoice, nn.Module):
     """Qwen2-VL's vision tower: ``forward(pixel_values [N, 1176], grid_thw [n, 3]) → [N/4, hidden]``.
 
     ``attn_backend``: "auto" (varlen on CUDA with fp16/bf16, else sdpa), "eager", "sdpa" or
-    "varlen" (see :mod:`qwenvl_study.attention`); settable later through :attr:`attn_backend`.
+    "varlen" (see :mod:`qwenvl_study.attention`); settable later through :attr:`attn_backend` (stored
+    on the tower, passed to each block per call: :class:`~qwenvl_study.attention.AttentionBackendChoice`).
     ``load_state_dict`` is strict and lists every missing, unexpected and mis-shaped tensor in one
-    ``ValueError``.
+    ``ValueError`` (:func:`~qwenvl_study.checkpoint.check_state_dict`, the check ``load_pretrained`` runs).
     """
 
     def __init__(self, config: VisionConfig, attn_backend: str = "auto") -> None:
@@ -176,7 +180,7 @@ class VisionTransformer(nn.Module):
         self.spatial_merge_size = config.spatial_merge_size
         self.patch_embed = PatchEmbed(config.patch_size, config.temporal_patch_size, config.in_chans, config.embed_dim)
         self.rotary_pos_emb = VisionRotaryEmbedding(config.head_dim, config.rope_theta, config.spatial_merge_size)
-        self.blocks = nn.ModuleList(VisionBlock(config, attn_backend) for _ in range(config.depth))
+        self.blocks = nn.ModuleList(VisionBlock(config) for _ in range(config.depth))
         self.merger = PatchMerger(config.hidden_size, config.embed_dim, config.spatial_merge_size)
         self.attn_backend = attn_backend
 
@@ -209,31 +213,8 @@ class VisionTransformer(nn.Module):
         """Build from the ``vision_config`` dict of a checkpoint ``config.json`` (4.x or 5.x key names)."""
         return cls(vision_config_from_hf(vision_config), attn_backend)
 
-    @property
-    def attn_backend(self) -> str:
-        return self._attn_backend
-
-    @attn_backend.setter
-    def attn_backend(self, backend: str) -> None:
-        from .attention import BACKENDS
-
-        if backend != "auto" and backend not in BACKENDS:
-            raise ValueError(f"unknown attention backend {backend!r}; choose one of {('auto',) + BACKENDS}")
-        self._attn_backend = backend
-        for block in self.blocks:
-            block.attn.attn_backend = backend
-
     def _check_inputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
-        grid = torch.as_tensor(grid_thw)
-        if grid.ndim != 2 or grid.shape[1] != 3 or grid.shape[0] < 1:
-            raise ValueError(f"grid_thw must be [n_images, 3] (t, h, w), got shape {tuple(grid.shape)}")
-        if grid.dtype.is_floating_point or grid.dtype.is_complex or grid.dtype == torch.bool:
-            raise ValueError(f"grid_thw must hold integers (t, h, w in patches), got dtype {grid.dtype}")
-        grid = grid.long()
-        m = self.spatial_merge_size
-        if (grid < 1).any() or (grid[:, 1:] % m).any():
-            raise ValueError(f"grid_thw {grid.tolist()}: t, h, w must be >= 1 and h, w multiples of "
-                             f"spatial_merge_size={m}")
+        grid = check_grids(grid_thw, self.spatial_merge_size, min_items=1)  # [n, 3]
         n = int(grid.prod(-1).sum())
         dim = self.config.patch_dim
         if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
@@ -257,7 +238,7 @@ class VisionTransformer(nn.Module):
         cos, sin = self.rotary_pos_emb(grid, device=x.device)  # [N, hd] each, float32, computed once
         hidden = [x]
         for block in self.blocks:
-            x = block(x, cu_seqlens, cos, sin)  # [N, 1280]
+            x = block(x, cu_seqlens, cos, sin, self.attn_backend)  # [N, 1280]
             hidden.append(x)
         merged = self.merger(x)  # [N, 1280] -> [N/4, hidden]
         if return_hidden_states:
@@ -270,19 +251,7 @@ class VisionTransformer(nn.Module):
         if not isinstance(state_dict, Mapping):
             raise ValueError(f"VisionTransformer.load_state_dict: expected a mapping of tensor names to tensors, "
                              f"got {type(state_dict).__name__}")
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        misshaped = sorted(f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-                           for k in set(own) & set(state_dict) if tuple(state_dict[k].shape) != tuple(own[k].shape))
-        problems = []
-        if strict and missing:
-            problems.append(f"missing {len(missing)}: {', '.join(missing)}")
-        if strict and unexpected:
-            hint = " (strip the 'visual.' prefix)" if any(k.startswith("visual.") for k in unexpected) else ""
-            problems.append(f"unexpected {len(unexpected)}{hint}: {', '.join(unexpected)}")
-        if misshaped:
-            problems.append(f"mis-shaped {len(misshaped)}: {'; '.join(misshaped)}")
-        if problems:
-            raise ValueError("VisionTransformer.load_state_dict: " + " | ".join(problems))
+        check_state_dict({k: tuple(v.shape) for k, v in self.state_dict().items()},
+                         {k: tuple(v.shape) for k, v in state_dict.items()},
+                         "VisionTransformer.load_state_dict:", strict=strict)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import (CHAT_TEMPLATE, IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD, build_prompt, expand_vision_pads,
                                load_tokenizer, prepare_inputs, split_special_tokens)
@@ -55,9 +56,8 @@ _message = st.builds(lambda role, content: {"role": role, "content": content},
 @given(messages=st.lists(_message, min_size=1, max_size=5), add_generation_prompt=st.booleans(),
        add_vision_id=st.booleans())
 def test_build_prompt_equals_the_jinja_template(messages, add_generation_prompt, add_vision_id):
-    ours = build_prompt(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
-    theirs = ref.hf_render_chat(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
-    assert ours == theirs
+    check = checks.chat_template(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
+    assert check.ours == check.reference
 
 
 def test_the_seed_prompt_is_pinned():
@@ -128,9 +128,8 @@ def test_prepare_inputs_equals_the_processor(name, add_vision_id):
     from qwenvl_study.tokenizer import qwen2_tokenizer
 
     tokenizer = qwen2_tokenizer()
-    messages = CONVERSATIONS[name]
-    ours = prepare_inputs(messages, add_vision_id=add_vision_id)
-    theirs = ref.hf_prepare_inputs(messages, tokenizer, add_vision_id=add_vision_id)
+    check = checks.prepare_inputs(CONVERSATIONS[name], add_vision_id=add_vision_id)
+    ours, theirs = check.ours, check.reference
     assert set(theirs) <= set(ours)
     for key, value in theirs.items():
         assert ours[key].dtype == value.dtype, key

@@ -144,6 +144,26 @@ def test_chat_without_weights_or_course_model_is_one_line_exit_2(capsys, monkeyp
     assert err.count("\n") == 1 and "--weights DIR is required" in err
 
 
+def test_tour_without_qwen_vl_utils_reports_not_checked_and_exits_0(tmp_path, monkeypatch, capsys, one_thread):
+    """A plain `pip install .` has no qwen-vl-utils (a dev extra): the facts that need it become one
+    "not checked" line each, the rest still run, and the tour exits 0. Only the two sections that use it
+    run here (the full tour runs above)."""
+    import sys
+
+    from qwenvl_study.course import tour
+
+    monkeypatch.setitem(sys.modules, "qwen_vl_utils", None)  # `import qwen_vl_utils` now raises ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "qwen_vl_utils.vision_process", raising=False)
+    monkeypatch.setattr(tour, "SECTIONS", [s for s in tour.SECTIONS if "lesson 01" in s[0] or "07–08" in s[0]])
+    monkeypatch.setattr(tour, "FIGURES", [])
+    assert main(["tour", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "not checked: qwen-vl-utils is not installed" in line]
+    assert len(lines) == 5  # 13x2000 rule; sample image, sample video, 10-min video tokens; the processor
+    assert "✔  224x224 → LLM tokens (64 merged + 2)" in out and "build_prompt ==" in out  # the rest still ran
+    assert " / 0 ✘ / 5 not checked (reference not installed)" in out
+
+
 # --- the real tokenizer: `tokens --prompt` counts the whole prompt ------------------------------
 def test_tokens_prompt_counts_template_text_and_vision(capsys):
     import re

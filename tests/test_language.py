@@ -36,7 +36,8 @@ def test_decoder_equals_transformers(pair, b, length, pad, seed, backend):
     pos = torch.randint(0, 300, (3, b, length), generator=g)  # arbitrary M-RoPE ids (t, h, w differ)
     with torch.no_grad():
         theirs = hf(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
-        mine, _ = ours(ours.embed_tokens(ids), pos, mask, backend=backend)
+        ours.attn_backend = backend  # stored on the tower, as in the vision tower
+        mine, _ = ours(ours.embed_tokens(ids), pos, mask)
     real = mask.bool()
     assert (mine - theirs)[real].abs().max().item() <= 1e-5
     assert torch.isfinite(mine).all()  # left-padded queries attend nothing: zeros, no NaN

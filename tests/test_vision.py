@@ -8,6 +8,7 @@ from PIL import Image
 
 import qwenvl_study
 from qwenvl_study import QWEN2_VL_2B, VisionConfig, count_parameters, model_structure, preprocess_image, tiny_config
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.config import vision_config_from_hf
 from qwenvl_study.course.samples import sample_path
@@ -23,8 +24,7 @@ grid_lists = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3).map(lambda 
 
 def _pair(vision: VisionConfig, backend: str, seed: int = 0):
     """Ours (random weights, every tensor random) and the reference holding the same tensors."""
-    ours = VisionTransformer.random(vision, seed=seed, std=0.1, attn_backend=backend)
-    return ours, ref.hf_vision_model(vision, ours.state_dict(), attn_implementation=backend)
+    return checks.vision_pair(vision, backend, seed=seed, std=0.1)
 
 
 def _inputs(vision: VisionConfig, grid, seed: int = 0):
@@ -38,16 +38,15 @@ def _max_err(a, b) -> float:
 
 
 def _check_parity(ours, theirs, pv, grid):
-    with torch.no_grad():
-        out = ours(pv, grid, return_hidden_states=True)
-        hf = ref.hf_vision_forward(theirs, pv, grid, output_hidden_states=True)
+    check = checks.vision_tower(pv, grid, pair=(ours, theirs), tolerance=TOL)
+    out, errors = check.details["output"], check.details
     assert isinstance(out, VisionOutput)
-    assert out.merged.shape == hf.pooler_output.shape == (pv.shape[0] // 4, ours.config.hidden_size)
-    assert _max_err(out.merged, hf.pooler_output) <= TOL
-    assert _max_err(out.last_hidden_state, hf.last_hidden_state) <= TOL
-    assert len(out.hidden_states) == len(hf.hidden_states) == ours.config.depth + 1
-    for a, b in zip(out.hidden_states, hf.hidden_states):
-        assert _max_err(a, b) <= TOL
+    assert out.merged.shape == check.reference.shape == (pv.shape[0] // 4, ours.config.hidden_size)
+    assert check.max_abs_error <= TOL  # the merged output
+    assert errors["last_hidden_state"] <= TOL
+    assert errors["same_depth"] and len(out.hidden_states) == ours.config.depth + 1
+    for err in errors["layer_errors"]:  # the embeddings, then every block
+        assert err <= TOL
     return out
 
 
@@ -204,9 +203,9 @@ def test_strict_loading_lists_missing_unexpected_and_misshaped_in_one_error():
     with pytest.raises(ValueError) as err:
         model.load_state_dict(sd)
     msg = str(err.value)
-    assert "missing 1: blocks.1.mlp.fc2.bias" in msg
-    assert "unexpected 1: blocks.0.attn.rotary.inv_freq" in msg
-    assert "mis-shaped 1: merger.mlp.0.weight: checkpoint (3, 3) vs model (256, 256)" in msg
+    assert "1 missing tensors:\n    blocks.1.mlp.fc2.bias" in msg  # checkpoint.check_state_dict's listing
+    assert "1 unexpected tensors:\n    blocks.0.attn.rotary.inv_freq" in msg
+    assert "1 mis-shaped tensors:\n    merger.mlp.0.weight: checkpoint [3, 3], model [256, 256]" in msg
     sd2 = {f"visual.{k}": v for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=r"strip the 'visual\.' prefix"):
         model.load_state_dict(sd2)
@@ -250,7 +249,7 @@ def test_bad_inputs_raise_clear_errors(tiny_model):
         tiny_model(pv, torch.tensor([[1, 4, 6]]))
     with pytest.raises(ValueError, match="multiples of spatial_merge_size=2"):
         tiny_model(pv, torch.tensor([[1, 2, 8], [1, 3, 2]]))
-    with pytest.raises(ValueError, match=r"grid_thw must be \[n_images, 3\]"):
+    with pytest.raises(ValueError, match=r"grid_thw must have shape \[num_items, 3\]"):
         tiny_model(pv, torch.tensor([1, 4, 4]))
     with pytest.raises(ValueError, match="unknown attention backend 'fast'"):
         tiny_model.attn_backend = "fast"

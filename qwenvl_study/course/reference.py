@@ -36,6 +36,7 @@ __all__ = [
     "hf_preprocess",
     "quiet",
     "qwen_vl_utils",
+    "ReferenceUnavailable",
     "tiny_with_vision",
     "tiny_with_text",
     "qvu_fetch_video",
@@ -170,6 +171,15 @@ def hf_preprocess(image: Any, *, min_pixels: int = MIN_PIXELS, max_pixels: int =
     return out["pixel_values"], out["image_grid_thw"]
 
 
+class ReferenceUnavailable(ModuleNotFoundError):
+    """A reference package is not installed (a plain ``pip install .`` has no dev extras): the check that
+    needs it cannot run. The tour reports it as "not checked: <package> is not installed"."""
+
+    def __init__(self, package: str):
+        super().__init__(f"{package} is not installed", name=package)
+        self.package = package
+
+
 def qwen_vl_utils() -> Any:
     """``qwen_vl_utils.vision_process`` (the dev extra pins the Qwen2-VL-era release, 0.0.8).
 
@@ -179,20 +189,26 @@ def qwen_vl_utils() -> Any:
     really needs torchvision (its video readers) then fails loudly instead of silently differing.
     The stub is removed from ``sys.modules`` right after the import (the module keeps its own
     references): left there, it would make transformers' ``find_spec("torchvision")`` raise.
+    Raises :class:`ReferenceUnavailable` when qwen-vl-utils is not installed (it is a dev extra).
     """
     import importlib
     import sys
 
-    if "qwen_vl_utils.vision_process" in sys.modules:
+    if sys.modules.get("qwen_vl_utils.vision_process") is not None:
         return sys.modules["qwen_vl_utils.vision_process"]
     try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or broken against this torch
-        with _torchvision_stub():
-            with quiet():
-                return importlib.import_module("qwen_vl_utils.vision_process")
-    with quiet():
-        return importlib.import_module("qwen_vl_utils.vision_process")
+        try:
+            import torchvision  # noqa: F401
+        except Exception:  # not installed, or broken against this torch
+            with _torchvision_stub():
+                with quiet():
+                    return importlib.import_module("qwen_vl_utils.vision_process")
+        with quiet():
+            return importlib.import_module("qwen_vl_utils.vision_process")
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] != "qwen_vl_utils":
+            raise  # qwen-vl-utils is there but one of its own imports is missing: say which
+        raise ReferenceUnavailable("qwen-vl-utils") from err
 
 
 @contextlib.contextmanager
@@ -350,6 +366,34 @@ def hf_video_processing_module() -> Any:
         with _torchvision_stub(), quiet():
             return importlib.import_module(name)
     return importlib.import_module(name)
+
+
+@functools.lru_cache(maxsize=1)
+def _qwen3_vl_video_processor() -> Any:
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    with quiet():
+        return Qwen3VLVideoProcessor()
+
+
+def hf_qwen3_vl_video_plan(total_frames: int, video_fps: float, height: int, width: int, *, fps: float = 2.0
+                           ) -> tuple[int, int, int]:
+    """``(nframes, resized_height, resized_width)`` by transformers' ``Qwen3VLVideoProcessor``.
+
+    Its class defaults (16-px patches, factor 32, a 128·32²…768·32² pixel budget for the whole clip,
+    4…768 frames, no per-frame cap): ``sample_frames`` then its 3-D ``smart_resize``. Pure arithmetic,
+    no decoding; what the site's calculator (site/calculator/tokens.js) is checked against.
+    """
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
+    from transformers.video_utils import VideoMetadata
+
+    proc = _qwen3_vl_video_processor()
+    with quiet():
+        nframes = len(proc.sample_frames(VideoMetadata(total_num_frames=total_frames, fps=video_fps), fps=fps))
+    rh, rw = smart_resize(nframes, height, width, temporal_factor=proc.temporal_patch_size,
+                          factor=proc.patch_size * proc.merge_size, min_pixels=proc.size.shortest_edge,
+                          max_pixels=proc.size.longest_edge)
+    return nframes, rh, rw
 
 
 def hf_video_patchify(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attention import cu_seqlens_from_grid
+from ..attention import AttentionBackendChoice, cu_seqlens_from_grid
 from ..language import RMSNorm
 from ..patching import PatchEmbed
 from ..resolution import MAX_PIXELS, MIN_PIXELS, check_int, smart_resize
@@ -176,16 +176,16 @@ class VisionBlock(nn.Module):
 
     forward = Qwen2VLVisionBlock.forward  # the same pre-norm residual order, the same attention
 
-    def __init__(self, config: VisionConfig, attn_backend: str = "auto") -> None:
+    def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         d = config.hidden_size
         self.norm1 = RMSNorm(d, eps=1e-6)
         self.norm2 = RMSNorm(d, eps=1e-6)
-        self.attn = VisionAttention(d, config.num_heads, attn_backend)
+        self.attn = VisionAttention(d, config.num_heads)
         self.mlp = SwiGLUMlp(d, config.intermediate_size)
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(AttentionBackendChoice, nn.Module):
     """Qwen2.5-VL's ViT: ``forward(pixel_values [N, 1176], grid_thw [n, 3]) -> merged [N/4, out_hidden_size]``.
 
     patch embed → reorder merge groups window by window (rows and their 2D-RoPE angles alike) →
@@ -199,7 +199,8 @@ class VisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(config.patch_size, config.temporal_patch_size, config.in_channels,
                                       config.hidden_size)
         self.rotary_pos_emb = VisionRotaryEmbedding(config.head_dim, config.rope_theta, config.spatial_merge_size)
-        self.blocks = nn.ModuleList(VisionBlock(config, attn_backend) for _ in range(config.depth))
+        self.attn_backend = attn_backend  # stored on the tower, passed to each block per call
+        self.blocks = nn.ModuleList(VisionBlock(config) for _ in range(config.depth))
         self.merger = PatchMerger(config.out_hidden_size, config.hidden_size, config.spatial_merge_size)
         self.merger.ln_q = RMSNorm(config.hidden_size, eps=1e-6)  # the one change in the merger
 
@@ -228,7 +229,7 @@ class VisionTransformer(nn.Module):
         cos, sin = self.rotary_pos_emb(grid, device=x.device)  # [N, hd] each, processor order
         cos, sin = _reorder(cos, index, unit), _reorder(sin, index, unit)  # follow the rows
         for i, block in enumerate(self.blocks):
-            x = block(x, cu_full if i in c.fullatt_block_indexes else cu_window, cos, sin)  # [N, d]
+            x = block(x, cu_full if i in c.fullatt_block_indexes else cu_window, cos, sin, self.attn_backend)  # [N, d]
         merged = self.merger(x)  # [N, d] -> [N/4, out] (window order)
         return merged[torch.argsort(index)]  # back to the processor's order
 

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attention import cu_seqlens_from_grid
+from ..attention import AttentionBackendChoice, cu_seqlens_from_grid
 from ..patching import PatchEmbed
 from ..resolution import check_int
 from ..rope import (IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_START_TOKEN_ID, inverse_frequencies, mrope_position_ids)
@@ -170,12 +170,12 @@ class VisionBlock(nn.Module):
 
     forward = Qwen2VLVisionBlock.forward
 
-    def __init__(self, config: VisionConfig, attn_backend: str = "auto") -> None:
+    def __init__(self, config: VisionConfig) -> None:
         super().__init__()
         d = config.hidden_size
         self.norm1 = nn.LayerNorm(d, eps=1e-6)
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
-        self.attn = VisionAttention(d, config.num_heads, attn_backend)
+        self.attn = VisionAttention(d, config.num_heads)
         self.mlp = VisionMlp(d, config.intermediate_size)
 
 
@@ -201,7 +201,7 @@ class PatchMerger(nn.Module):
         return self.linear_fc2(F.gelu(self.linear_fc1(x)))  # [N/4, 4d] -> [N/4, out]
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(AttentionBackendChoice, nn.Module):
     """Qwen3-VL's ViT: ``forward(pixel_values [N, 3*2*16*16], grid_thw) -> (merged [N/4, out], [deepstack [N/4, out], ...])``."""
 
     def __init__(self, config: VisionConfig, attn_backend: str = "auto") -> None:
@@ -213,7 +213,8 @@ class VisionTransformer(nn.Module):
         self.patch_embed.proj = nn.Conv3d(config.in_channels, config.hidden_size, kernel, kernel, bias=True)  # + bias
         self.pos_embed = nn.Embedding(config.num_position_embeddings, config.hidden_size)
         self.rotary_pos_emb = VisionRotaryEmbedding(config.head_dim, config.rope_theta, config.spatial_merge_size)
-        self.blocks = nn.ModuleList(VisionBlock(config, attn_backend) for _ in range(config.depth))
+        self.attn_backend = attn_backend  # stored on the tower, passed to each block per call
+        self.blocks = nn.ModuleList(VisionBlock(config) for _ in range(config.depth))
         self.merger = PatchMerger(config.out_hidden_size, config.hidden_size, config.spatial_merge_size)
         self.deepstack_merger_list = nn.ModuleList(
             PatchMerger(config.out_hidden_size, config.hidden_size, config.spatial_merge_size, postshuffle_norm=True)
@@ -239,7 +240,7 @@ class VisionTransformer(nn.Module):
         cos, sin = self.rotary_pos_emb(grid, device=x.device)  # 2D-RoPE as in Qwen2-VL
         deepstack = []
         for i, block in enumerate(self.blocks):
-            x = block(x, cu_seqlens, cos, sin)  # [N, d]
+            x = block(x, cu_seqlens, cos, sin, self.attn_backend)  # [N, d]
             if i in c.deepstack_visual_indexes:  # an intermediate layer, through its own merger
                 deepstack.append(self.deepstack_merger_list[c.deepstack_visual_indexes.index(i)](x))  # [N/4, out]
         return self.merger(x), deepstack  # [N/4, out], len(deepstack_visual_indexes) x [N/4, out]

@@ -11,10 +11,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["DPI", "draw_windows", "draw_vit_blocks", "plot_temporal_ids", "draw_frequency_bands",
+__all__ = ["draw_windows", "draw_vit_blocks", "plot_temporal_ids", "draw_frequency_bands",
            "draw_deepstack", "plot_token_costs", "draw_three_groundings"]
 
-DPI = 110
+DPI = 110  # the figures' own dpi (savefig in _style saves at its DPI)
 AXIS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")  # t, h, w
 
 
