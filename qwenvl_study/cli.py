@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .resolution import MAX_PIXELS, MIN_PIXELS, RULES
+from .resolution import MAX_PIXELS, MIN_PIXELS, PATCH_SIZE, RULES
 
 __all__ = ["main", "COMMANDS"]
 
@@ -71,7 +71,7 @@ def describe_image(path: Path, *, min_pixels: int, max_pixels: int, rule: str) -
     w, h = image.size
     t, gh, gw = image_grid_thw(h, w, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
     merged = count_image_tokens(h, w, min_pixels=min_pixels, max_pixels=max_pixels, special_tokens=False, rule=rule)
-    return (f"{path}: {w}x{h} (WxH) → resized {gw * 14}x{gh * 14}, grid t={t} h={gh} w={gw}, "
+    return (f"{path}: {w}x{h} (WxH) → resized {gw * PATCH_SIZE}x{gh * PATCH_SIZE}, grid t={t} h={gh} w={gw}, "
             f"{t * gh * gw} patches → {merged} merged tokens (+2 special = {merged + 2})")
 
 

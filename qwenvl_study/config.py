@@ -41,6 +41,7 @@ __all__ = [
     "tiny_config",
     "require_positive",
     "require_positive_numbers",
+    "require_vision_heads",
 ]
 
 # The published numbers every module uses, stated once here.
@@ -76,10 +77,7 @@ class VisionConfig:
         require_positive(self, "depth", "embed_dim", "num_heads", "in_chans", "hidden_size", "patch_size",
                          "spatial_merge_size", "temporal_patch_size")
         require_positive_numbers(self, "mlp_ratio", "rope_theta")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"vision embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}")
-        if self.head_dim % 4:
-            raise ValueError(f"vision head_dim={self.head_dim} must be divisible by 4 (2D-RoPE: rows and columns)")
+        require_vision_heads(self.embed_dim, self.num_heads)
 
     @property
     def head_dim(self) -> int:
@@ -215,6 +213,14 @@ def require_positive(obj: Any, *names: str) -> None:
         value = getattr(obj, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{type(obj).__name__}.{name} must be a positive integer, got {value!r}")
+
+
+def require_vision_heads(width: int, num_heads: int, width_name: str = "embed_dim") -> None:
+    """A ViT's width must split into ``num_heads`` heads whose size is divisible by 4 (2D-RoPE)."""
+    if width % num_heads:
+        raise ValueError(f"vision {width_name}={width} is not divisible by num_heads={num_heads}")
+    if (width // num_heads) % 4:
+        raise ValueError(f"vision head_dim={width // num_heads} must be divisible by 4 (2D-RoPE: rows and columns)")
 
 
 def require_positive_numbers(obj: Any, *names: str) -> None:

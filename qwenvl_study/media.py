@@ -132,7 +132,7 @@ class MediaDefaults:
     max_ratio: int = MAX_RATIO
     video_min_pixels: int = 128 * 28 * 28  # VIDEO_MIN_PIXELS (per frame)
     video_max_pixels: int = 768 * 28 * 28  # VIDEO_MAX_PIXELS (per frame)
-    frame_factor: int = 2  # FRAME_FACTOR: frames per temporal patch
+    frame_factor: int = TEMPORAL_PATCH_SIZE  # FRAME_FACTOR: frames per temporal patch
     fps: float = 2.0  # FPS
     fps_min_frames: int = 4  # FPS_MIN_FRAMES
     fps_max_frames: int = 768  # FPS_MAX_FRAMES

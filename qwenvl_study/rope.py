@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .config import SPECIAL_TOKENS
-from .resolution import check_grid, check_grids, check_int
+from .resolution import MERGE_SIZE, check_grid, check_grids, check_int
 
 __all__ = [
     "inverse_frequencies",
@@ -95,7 +95,8 @@ def apply_rotary(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch
 # ---------------------------------------------------------------------------------------------
 # Vision 2D-RoPE
 # ---------------------------------------------------------------------------------------------
-def vision_position_ids(grid_thw: torch.Tensor | Sequence[Sequence[int]], spatial_merge_size: int = 2) -> torch.Tensor:
+def vision_position_ids(grid_thw: torch.Tensor | Sequence[Sequence[int]],
+                        spatial_merge_size: int = MERGE_SIZE) -> torch.Tensor:
     """(row, column) of every patch, in the processor's row order: ``LongTensor[N, 2]``.
 
     For each image/video (t, h, w): the h x w grid is visited 2x2 merge group by group (groups in
@@ -212,7 +213,7 @@ def mrope_position_ids(
     video_grid_thw: torch.Tensor | None = None,
     attention_mask: torch.Tensor | None = None,
     *,
-    spatial_merge_size: int = 2,
+    spatial_merge_size: int = MERGE_SIZE,
     image_token_id: int = IMAGE_TOKEN_ID,
     video_token_id: int = VIDEO_TOKEN_ID,
     vision_start_token_id: int = VISION_START_TOKEN_ID,
@@ -355,7 +356,7 @@ def segments_to_batch(
     *,
     pad_side: str = "left",
     length: int | None = None,
-    spatial_merge_size: int = 2,
+    spatial_merge_size: int = MERGE_SIZE,
 ) -> dict[str, torch.Tensor | None]:
     """A padded batch laid out as the processor would, from segment lists (for lessons, tests, benchmarks).
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from .attention import AttentionBackendChoice, attention, cu_seqlens_from_grid
 from .checkpoint import check_state_dict
-from .config import VisionConfig, vision_config_from_hf
+from .config import MERGE_SIZE, VisionConfig, vision_config_from_hf
 from .patching import PatchEmbed
 from .resolution import check_grids
 from .rope import apply_rotary_vision, vision_cos_sin, vision_position_ids
@@ -39,6 +39,7 @@ __all__ = [
     "PatchMerger",
     "VisionOutput",
     "VisionTransformer",
+    "check_vision_inputs",
 ]
 
 
@@ -67,7 +68,7 @@ class VisionRotaryEmbedding(nn.Module):
     :func:`vision_cos_sin`, once per forward, shared by all blocks.
     """
 
-    def __init__(self, head_dim: int, theta: float = 10000.0, spatial_merge_size: int = 2) -> None:
+    def __init__(self, head_dim: int, theta: float = 10000.0, spatial_merge_size: int = MERGE_SIZE) -> None:
         super().__init__()
         self.head_dim, self.theta, self.spatial_merge_size = head_dim, theta, spatial_merge_size
 
@@ -131,7 +132,7 @@ class VisionBlock(nn.Module):
 class PatchMerger(nn.Module):
     """LayerNorm → 4 adjacent rows (one 2x2 group) as one row of 4d → Linear → GELU → Linear → LLM width."""
 
-    def __init__(self, dim: int, context_dim: int, spatial_merge_size: int = 2) -> None:
+    def __init__(self, dim: int, context_dim: int, spatial_merge_size: int = MERGE_SIZE) -> None:
         super().__init__()
         self.hidden_size = context_dim * spatial_merge_size**2  # 1280 * 4 = 5120
         self.ln_q = nn.LayerNorm(context_dim, eps=1e-6)
@@ -159,6 +160,21 @@ class VisionOutput(NamedTuple):
     merged: torch.Tensor
     last_hidden_state: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...]
+
+
+def check_vision_inputs(pixel_values: torch.Tensor, grid_thw: Any, merge_size: int, patch_dim: int) -> torch.Tensor:
+    """The ViTs' one input check (Qwen2-VL's and the successors'): ``grid_thw`` through
+    :func:`~qwenvl_study.resolution.check_grids` (at least one row), ``pixel_values`` a floating-point
+    ``[sum of t*h*w, patch_dim]`` tensor → the grid ``LongTensor[n, 3]``; ValueError otherwise."""
+    grid = check_grids(grid_thw, merge_size, min_items=1)  # [n, 3]
+    n = int(grid.prod(-1).sum())
+    if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
+        raise ValueError(f"pixel_values must be a floating-point tensor [N, {patch_dim}], got "
+                         f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}")
+    if pixel_values.ndim != 2 or pixel_values.shape != (n, patch_dim):
+        raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; grid_thw {grid.tolist()} "
+                         f"needs [{n}, {patch_dim}] (sum of t*h*w rows of {patch_dim} values)")
+    return grid
 
 
 class VisionTransformer(AttentionBackendChoice, nn.Module):
@@ -213,18 +229,6 @@ class VisionTransformer(AttentionBackendChoice, nn.Module):
         """Build from the ``vision_config`` dict of a checkpoint ``config.json`` (4.x or 5.x key names)."""
         return cls(vision_config_from_hf(vision_config), attn_backend)
 
-    def _check_inputs(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
-        grid = check_grids(grid_thw, self.spatial_merge_size, min_items=1)  # [n, 3]
-        n = int(grid.prod(-1).sum())
-        dim = self.config.patch_dim
-        if not torch.is_tensor(pixel_values) or not pixel_values.is_floating_point():
-            raise ValueError(f"pixel_values must be a floating-point tensor [N, {dim}], got "
-                             f"{getattr(pixel_values, 'dtype', type(pixel_values).__name__)}")
-        if pixel_values.ndim != 2 or pixel_values.shape != (n, dim):
-            raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; grid_thw {grid.tolist()} "
-                             f"needs [{n}, {dim}] (sum of t*h*w rows of {dim} values)")
-        return grid
-
     def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor, *,
                 return_hidden_states: bool = False) -> torch.Tensor | VisionOutput:
         """``[N, 1176]`` rows (several images / videos packed) → merged tokens ``[N/4, hidden]``.
@@ -232,7 +236,7 @@ class VisionTransformer(AttentionBackendChoice, nn.Module):
         ``return_hidden_states=True`` returns a :class:`VisionOutput` (merged tokens, the pre-merger
         states and the depth + 1 per-block hidden states).
         """
-        grid = self._check_inputs(pixel_values, grid_thw)
+        grid = check_vision_inputs(pixel_values, grid_thw, self.spatial_merge_size, self.config.patch_dim)
         cu_seqlens = cu_seqlens_from_grid(grid).to(pixel_values.device)  # [segments + 1]: one per temporal slice
         x = self.patch_embed(pixel_values)  # [N, 1176] -> [N, 1280]
         cos, sin = self.rotary_pos_emb(grid, device=x.device)  # [N, hd] each, float32, computed once

@@ -1,14 +1,12 @@
 """The site's calculator (site/calculator/tokens.js) equals the Python rules, run under node.
 
 One node process per test evaluates thousands of cases in a batch (JSON in, JSON out).
-References: Qwen2-VL images — ``qwenvl_study.smart_resize`` / ``count_image_tokens`` (themselves
-pinned to transformers in test_resolution.py); Qwen2.5-VL / Qwen3-VL images — transformers' own
-``smart_resize`` of the image processor those models load (``Qwen2VLImageProcessorPil``, factor
-28 / 32, pixel bounds of the published preprocessor configs) and the processor itself on a few
+References: images, all three models — the package's ``smart_resize`` / ``image_grid_thw`` /
+``count_image_tokens(..., model=...)`` (the published processor defaults of ``resolution.PRESETS``),
+and, as an independent check, transformers' own ``smart_resize`` of the image processor those
+models load (``Qwen2VLImageProcessorPil``, factor 28 / 32) plus the processor itself on a few
 sizes; videos — ``qwenvl_study.plan_video`` (qwen-vl-utils 0.0.8 / 0.0.10 presets) and
 transformers' ``Qwen3VLVideoProcessor`` (sample_frames + its 3-D smart_resize).
-The ``successors`` branch's ``count_image_tokens(model=...)`` was not on main when this was
-written; switch the 2.5/3 references to it once it lands.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ import pytest
 
 from qwenvl_study import count_image_tokens, plan_video, smart_resize
 from qwenvl_study.course import reference as ref
+from qwenvl_study.resolution import PRESETS, image_grid_thw
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKENS_JS = ROOT / "site" / "calculator" / "tokens.js"
@@ -79,19 +78,22 @@ def test_image_tokens_equal_python(model):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
 
     factor, lo, hi, patch = IMAGE_MODELS[model]
+    p = PRESETS[model]  # the package's defaults are the published numbers above
+    assert (p.patch_size * p.merge_size, p.min_pixels, p.max_pixels, p.patch_size) == (factor, lo, hi, patch)
     sizes = random_sizes(seed=list(IMAGE_MODELS).index(model))
     out = run_js([("imageTokens", [h, w, model]) for h, w in sizes])
     for (h, w), res in zip(sizes, out):
         assert "ok" in res, (h, w, res)
         got = res["ok"]
-        if model == "qwen2-vl":
-            want = smart_resize(h, w)
-            assert got["total"] == count_image_tokens(h, w), (h, w)
-        else:
-            want = hf_smart_resize(h, w, factor=factor, min_pixels=lo, max_pixels=hi)
-        assert tuple(got["resized"]) == tuple(want), (model, h, w, got["resized"], want)
+        want = smart_resize(h, w, factor=factor, min_pixels=lo, max_pixels=hi)
+        assert want == tuple(hf_smart_resize(h, w, factor=factor, min_pixels=lo, max_pixels=hi)), (model, h, w)
+        assert tuple(got["resized"]) == want, (model, h, w, got["resized"], want)
         assert got["grid"] == [1, want[0] // patch, want[1] // patch]
+        assert got["grid"] == list(image_grid_thw(h, w, min_pixels=lo, max_pixels=hi, patch_size=p.patch_size,
+                                                  merge_size=p.merge_size)), (model, h, w)
         assert got["tokens"] == want[0] * want[1] // factor**2
+        assert got["tokens"] == count_image_tokens(h, w, model=model, special_tokens=False), (model, h, w)
+        assert got["total"] == count_image_tokens(h, w, model=model), (model, h, w)
 
 
 def test_smart_resize_options_equal_python():

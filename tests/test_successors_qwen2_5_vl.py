@@ -70,7 +70,7 @@ def test_block_is_rmsnorm_swiglu_and_loading_is_strict(towers):
     assert type(ours.merger.ln_q).__name__ == "RMSNorm"
     sd = dict(hf.state_dict())
     sd.pop("blocks.0.mlp.up_proj.bias")
-    with pytest.raises(ValueError, match=r"missing 1: blocks\.0\.mlp\.up_proj\.bias"):
+    with pytest.raises(ValueError, match=r"1 missing tensors:\n    blocks\.0\.mlp\.up_proj\.bias"):
         q.load_strict(q.VisionTransformer(ours.config), sd, "qwen2_5_vl.VisionTransformer")
 
 

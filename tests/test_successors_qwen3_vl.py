@@ -49,7 +49,7 @@ def test_loading_is_strict_and_names_the_tensor(towers):
     hf, ours = towers
     sd = dict(hf.state_dict())
     sd["deepstack_merger_list.5.norm.weight"] = sd["merger.norm.weight"]
-    with pytest.raises(ValueError, match=r"unexpected 1: deepstack_merger_list\.5\.norm\.weight"):
+    with pytest.raises(ValueError, match=r"1 unexpected tensors:\n    deepstack_merger_list\.5\.norm\.weight"):
         q.load_strict(q.VisionTransformer(ours.config), sd, "qwen3_vl.VisionTransformer")
 
 

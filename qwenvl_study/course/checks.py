@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import MERGE_SIZE
 from . import reference as ref
 
 __all__ = [
@@ -166,7 +167,7 @@ def video_tokens(total_frames: int, video_fps: float, height: int, width: int, *
 
 
 # --- lessons 02-03: positions ---------------------------------------------------------------------
-def vision_position_ids(grid_thw, spatial_merge_size: int = 2) -> Check:
+def vision_position_ids(grid_thw, spatial_merge_size: int = MERGE_SIZE) -> Check:
     """``rope.vision_position_ids`` vs the (row, col) ids transformers' vision tower builds: bit-equal."""
     from ..rope import vision_position_ids as ours
 

@@ -23,7 +23,7 @@ import torch
 
 from ..chat import build_prompt
 from ..config import ParameterCount, Qwen2VLConfig, VisionConfig
-from ..resolution import MAX_PIXELS, MIN_PIXELS
+from ..resolution import FACTOR, MAX_PIXELS, MERGE_SIZE, MIN_PIXELS, PATCH_SIZE, TEMPORAL_PATCH_SIZE
 from ..rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
 
 __all__ = [
@@ -156,7 +156,7 @@ def hf_image_processor(min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXEL
         return Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
 
 
-def hf_smart_resize(height: int, width: int, *, factor: int = 28, min_pixels: int = MIN_PIXELS,
+def hf_smart_resize(height: int, width: int, *, factor: int = FACTOR, min_pixels: int = MIN_PIXELS,
                     max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
@@ -399,7 +399,8 @@ def hf_qwen3_vl_video_plan(total_frames: int, video_fps: float, height: int, wid
 def hf_video_patchify(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """transformers' ``Qwen2VLVideoProcessor.patchify`` on normalised frames [T, C, H, W] → ([N, 1176], (t, h, w))."""
     cls = hf_video_processing_module().Qwen2VLVideoProcessor
-    patches, t, h, w = cls.patchify(None, frames[None], patch_size=14, merge_size=2, temporal_patch_size=2)
+    patches, t, h, w = cls.patchify(None, frames[None], patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
+                                 temporal_patch_size=TEMPORAL_PATCH_SIZE)
     return patches[0], (int(t), int(h), int(w))
 
 
@@ -430,8 +431,9 @@ def hf_video_patch_count(num_frames: int, height: int, width: int, *, min_pixels
     torchvision): patches of a video of ``num_frames`` HxW frames under the given pixel bounds."""
     import types
 
-    fake_self = types.SimpleNamespace(size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, patch_size=14,
-                                      merge_size=2, temporal_patch_size=2)
+    fake_self = types.SimpleNamespace(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+                                      patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
+                                      temporal_patch_size=TEMPORAL_PATCH_SIZE)
     processor = hf_video_processing_module().Qwen2VLVideoProcessor
     return processor.get_num_of_video_patches(fake_self, num_frames, height, width, {})
 
@@ -446,7 +448,7 @@ def hf_video_inputs(frames: Any) -> tuple[torch.Tensor, torch.Tensor]:
     x = hf_normalize_frames(frames)  # [T, 3, H, W]
     h, w = x.shape[-2:]
     mod = hf_video_processing_module()
-    if mod.smart_resize(h, w, factor=28, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS) != (h, w):
+    if mod.smart_resize(h, w, factor=FACTOR, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS) != (h, w):
         raise NotImplementedError(f"frames of {h}x{w} would be resized by transformers (torchvision, absent here)")
     patches, grid = hf_video_patchify(x)
     return patches, torch.tensor([grid], dtype=torch.long)
@@ -536,7 +538,7 @@ def write_tiny_qwen2_tokenizer(directory: str | Path, *, vocab_size: int = 512) 
 class _VideoPartsProcessor:
     """Stands in for ``Qwen2VLVideoProcessor`` (torchvision) inside :func:`hf_processor`: transformers' parts only."""
 
-    merge_size = 2
+    merge_size = MERGE_SIZE
 
     def __call__(self, videos: Any, **kwargs: Any) -> dict:
         items = videos if isinstance(videos, (list, tuple)) else [videos]
@@ -900,7 +902,7 @@ def hf_eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: 
 
 
 # --- lessons 02-03: positions ---------------------------------------------------------------------
-def hf_vision_position_ids(grid_thw: torch.Tensor, spatial_merge_size: int = 2) -> torch.Tensor:
+def hf_vision_position_ids(grid_thw: torch.Tensor, spatial_merge_size: int = MERGE_SIZE) -> torch.Tensor:
     """transformers' (row, col) of every patch in ``pixel_values`` order: ``vision_utils.get_vision_position_ids``."""
     from transformers.vision_utils import get_vision_position_ids
 
@@ -953,7 +955,7 @@ def hf_apply_mrope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: tor
 
 
 @functools.lru_cache(maxsize=4)
-def hf_rope_model(spatial_merge_size: int = 2) -> Any:
+def hf_rope_model(spatial_merge_size: int = MERGE_SIZE) -> Any:
     """transformers' ``Qwen2VLModel`` (tiny config, meta device: no memory), built once per merge size.
 
     Its ``get_rope_index`` is an instance method that only reads
@@ -971,7 +973,7 @@ def hf_rope_model(spatial_merge_size: int = 2) -> Any:
 
 def hf_rope_index(input_ids: torch.Tensor, image_grid_thw: torch.Tensor | None = None,
                   video_grid_thw: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, *,
-                  spatial_merge_size: int = 2, image_token_id: int = IMAGE_TOKEN_ID,
+                  spatial_merge_size: int = MERGE_SIZE, image_token_id: int = IMAGE_TOKEN_ID,
                   video_token_id: int = VIDEO_TOKEN_ID) -> tuple[torch.Tensor, torch.Tensor]:
     """transformers' (installed, 5.x) ``Qwen2VLModel.get_rope_index``: ``(position_ids [3, B, L], deltas [B, 1])``.
 

@@ -28,34 +28,16 @@ from typing import Mapping
 import torch
 from torch import nn
 
-__all__ = ["load_strict", "as_grid"]
+from ..checkpoint import check_state_dict
 
-
-def as_grid(name: str, grid: object) -> torch.Tensor:
-    """``None`` / ``[n, 3]`` integers → ``LongTensor[n, 3]`` on the CPU; ValueError naming ``name`` otherwise."""
-    if grid is None:
-        return torch.zeros(0, 3, dtype=torch.long)
-    g = torch.as_tensor(grid).cpu()
-    if g.dtype.is_floating_point or g.dtype.is_complex or g.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers, got dtype {g.dtype}")
-    if g.ndim != 2 or g.shape[-1] != 3:
-        raise ValueError(f"{name} must have shape [num_items, 3] (t, h, w), got {list(g.shape)}")
-    if (g < 1).any():
-        raise ValueError(f"{name} {g.tolist()}: t, h, w must be >= 1")
-    return g.long()
+__all__ = ["load_strict"]
 
 
 def load_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str) -> nn.Module:
-    """``model.load_state_dict(state_dict, strict=True)``; every missing, unexpected or mis-shaped
-    tensor listed in one ValueError naming ``what``."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    misshaped = sorted(f"{k}: given {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-                       for k in set(own) & set(state_dict) if tuple(state_dict[k].shape) != tuple(own[k].shape))
-    problems = [f"{label} {len(v)}: {', '.join(v)}" for label, v in
-                (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if v]
-    if problems:
-        raise ValueError(f"{what}.load_state_dict: " + " | ".join(problems))
+    """``model.load_state_dict(state_dict, strict=True)`` after the core's one strict check
+    (:func:`~qwenvl_study.checkpoint.check_state_dict`): every missing, unexpected or mis-shaped tensor
+    listed in one ValueError naming ``what``."""
+    check_state_dict({k: tuple(v.shape) for k, v in model.state_dict().items()},
+                     {k: tuple(v.shape) for k, v in state_dict.items()}, f"{what}.load_state_dict:")
     model.load_state_dict(dict(state_dict), strict=True)
     return model

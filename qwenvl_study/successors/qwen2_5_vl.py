@@ -37,12 +37,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import AttentionBackendChoice, cu_seqlens_from_grid
+from ..config import require_positive, require_vision_heads
 from ..language import RMSNorm
 from ..patching import PatchEmbed
-from ..resolution import MAX_PIXELS, MIN_PIXELS, check_int, smart_resize
+from ..resolution import MAX_PIXELS, MIN_PIXELS, check_grids, check_int, smart_resize
 from ..rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_START_TOKEN_ID
-from ..vision import PatchMerger, VisionAttention, VisionBlock as Qwen2VLVisionBlock, VisionRotaryEmbedding
-from . import as_grid, load_strict
+from ..vision import (PatchMerger, VisionAttention, VisionBlock as Qwen2VLVisionBlock, VisionRotaryEmbedding,
+                      check_vision_inputs)
+from . import load_strict
 
 __all__ = [
     "TOKENS_PER_SECOND",
@@ -81,12 +83,9 @@ class VisionConfig:
     rope_theta: float = 10000.0
 
     def __post_init__(self) -> None:
-        for name in ("depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size", "in_channels",
-                     "patch_size", "spatial_merge_size", "temporal_patch_size", "window_size"):
-            check_int(name, getattr(self, name))
-        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 4:
-            raise ValueError(f"hidden_size={self.hidden_size} / num_heads={self.num_heads} must give a head_dim "
-                             f"divisible by 4 (2D-RoPE)")
+        require_positive(self, "depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size",
+                         "in_channels", "patch_size", "spatial_merge_size", "temporal_patch_size", "window_size")
+        require_vision_heads(self.hidden_size, self.num_heads, "hidden_size")
         if self.window_size % (self.patch_size * self.spatial_merge_size):
             raise ValueError(f"window_size={self.window_size} must be a multiple of patch_size * spatial_merge_size "
                              f"= {self.patch_size * self.spatial_merge_size}")
@@ -127,15 +126,13 @@ def window_index(grid_thw: torch.Tensor | Sequence[Sequence[int]], *, window_siz
     processor's order) goes to place k. ``cu_window_seqlens`` (int32) counts *patches* (4 per merged
     token): ``[0, end of window 0, end of window 1, ...]``, for :func:`attention.attention`'s packed layout.
     """
-    grid = as_grid("grid_thw", grid_thw)  # [n, 3]
     m = check_int("spatial_merge_size", spatial_merge_size)
+    grid = check_grids(grid_thw, m)  # [n, 3]; t, h, w >= 1, h and w multiples of m
     side = window_size // m // check_int("patch_size", patch_size)  # merged tokens per window side
     if side < 1:
         raise ValueError(f"window_size={window_size} is smaller than one merged token ({m * patch_size} px)")
     order, lengths, offset = [], [], 0
     for t, h, w in grid.tolist():
-        if min(t, h, w) < 1 or h % m or w % m:
-            raise ValueError(f"grid (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of {m}")
         hp, wp = h // m, w // m
         nh, nw = -(-hp // side), -(-wp // side)  # windows per column / row (ceil)
         ids = torch.arange(t * hp * wp).view(t, hp, wp) + offset  # [t, h', w'] merged-token ids
@@ -213,11 +210,8 @@ class VisionTransformer(AttentionBackendChoice, nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
         c = self.config
-        grid = as_grid("grid_thw", grid_thw)
-        n = int(grid.prod(-1).sum())
-        if pixel_values.ndim != 2 or pixel_values.shape[0] != n:
-            raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; grid_thw {grid.tolist()} "
-                             f"needs {n} rows")
+        grid = check_vision_inputs(pixel_values, grid_thw, c.spatial_merge_size,
+                                   c.in_channels * c.temporal_patch_size * c.patch_size**2)  # Qwen2-VL's check
         unit = c.spatial_merge_size**2
         index, cu_window = window_index(grid, window_size=c.window_size, patch_size=c.patch_size,
                                         spatial_merge_size=c.spatial_merge_size)
@@ -268,8 +262,8 @@ def rope_index(
         raise ValueError(f"input_ids must be [B, L], got shape {tuple(input_ids.shape)}")
     device = input_ids.device
     m = check_int("spatial_merge_size", spatial_merge_size)
-    grids = {image_token_id: as_grid("image_grid_thw", image_grid_thw).tolist(),
-             video_token_id: as_grid("video_grid_thw", video_grid_thw).tolist()}
+    grids = {image_token_id: check_grids(image_grid_thw, m, name="image_grid_thw").tolist(),
+             video_token_id: check_grids(video_grid_thw, m, name="video_grid_thw").tolist()}
     n_videos = len(grids[video_token_id])
     spg = (torch.ones(n_videos) if second_per_grid_ts is None
            else torch.as_tensor(second_per_grid_ts, dtype=torch.float32).reshape(-1))

@@ -45,11 +45,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import AttentionBackendChoice, cu_seqlens_from_grid
+from ..config import require_positive, require_vision_heads
 from ..patching import PatchEmbed
-from ..resolution import check_int
+from ..resolution import check_grids
 from ..rope import (IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_START_TOKEN_ID, inverse_frequencies, mrope_position_ids)
-from ..vision import VisionAttention, VisionBlock as Qwen2VLVisionBlock, VisionRotaryEmbedding
-from . import as_grid, load_strict
+from ..vision import VisionAttention, VisionBlock as Qwen2VLVisionBlock, VisionRotaryEmbedding, check_vision_inputs
+from . import load_strict
 
 __all__ = [
     "MROPE_SECTION",
@@ -94,12 +95,10 @@ class VisionConfig:
     rope_theta: float = 10000.0
 
     def __post_init__(self) -> None:
-        for name in ("depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size", "in_channels",
-                     "patch_size", "spatial_merge_size", "temporal_patch_size", "num_position_embeddings"):
-            check_int(name, getattr(self, name))
-        if self.hidden_size % self.num_heads or (self.hidden_size // self.num_heads) % 4:
-            raise ValueError(f"hidden_size={self.hidden_size} / num_heads={self.num_heads} must give a head_dim "
-                             f"divisible by 4 (2D-RoPE)")
+        require_positive(self, "depth", "hidden_size", "intermediate_size", "num_heads", "out_hidden_size",
+                         "in_channels", "patch_size", "spatial_merge_size", "temporal_patch_size",
+                         "num_position_embeddings")
+        require_vision_heads(self.hidden_size, self.num_heads, "hidden_size")
         if math.isqrt(self.num_position_embeddings) ** 2 != self.num_position_embeddings:
             raise ValueError(f"num_position_embeddings={self.num_position_embeddings} must be a square (side x side)")
         if self.hidden_act != "gelu_pytorch_tanh":
@@ -140,7 +139,7 @@ def position_embeddings(table: torch.Tensor, grid_thw: torch.Tensor, spatial_mer
     put in the processor's merge-group order (as ``rope.vision_position_ids``), repeated for each slice.
     """
     side = math.isqrt(table.shape[0])
-    grid = as_grid("grid_thw", grid_thw)
+    grid = check_grids(grid_thw, spatial_merge_size)  # [n, 3]; h, w multiples of the merge
     image = table.view(side, side, -1).permute(2, 0, 1)[None].float()  # [1, d, side, side]
     m, out = spatial_merge_size, []
     for t, h, w in grid.tolist():
@@ -229,11 +228,8 @@ class VisionTransformer(AttentionBackendChoice, nn.Module):
 
     def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         c = self.config
-        grid = as_grid("grid_thw", grid_thw)
-        n = int(grid.prod(-1).sum())
-        if pixel_values.ndim != 2 or pixel_values.shape[0] != n:
-            raise ValueError(f"pixel_values has shape {tuple(pixel_values.shape)}; grid_thw {grid.tolist()} "
-                             f"needs {n} rows")
+        grid = check_vision_inputs(pixel_values, grid_thw, c.spatial_merge_size,
+                                   c.in_channels * c.temporal_patch_size * c.patch_size**2)  # Qwen2-VL's check
         cu_seqlens = cu_seqlens_from_grid(grid).to(pixel_values.device)
         x = self.patch_embed(pixel_values)  # [N, 1536] -> [N, d]
         x = x + position_embeddings(self.pos_embed.weight, grid, c.spatial_merge_size).to(x)  # + learned positions
@@ -301,7 +297,7 @@ def split_video_grids(video_grid_thw: torch.Tensor | None) -> torch.Tensor | Non
     """``[n, 3]`` (t, h, w) → one (1, h, w) row per temporal patch: each frame group is a segment."""
     if video_grid_thw is None:
         return None
-    g = as_grid("video_grid_thw", video_grid_thw)
+    g = check_grids(video_grid_thw, 1, name="video_grid_thw")  # shape and t, h, w >= 1; the merge: rope's check
     g = torch.repeat_interleave(g, g[:, 0], dim=0)  # [sum t, 3]
     g[:, 0] = 1
     return g
