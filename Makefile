@@ -48,7 +48,7 @@ notebooks: $(STAMP)
 ## checkpoints, loss curves and scores in outputs/train (a rerun resumes finished stages); the final
 ## weights replace the shipped qwenvl_study/train/course_model/.
 train: $(STAMP)
-	$(PY) -m torch.distributed.run --nproc_per_node 2 -m qwenvl_study.train --out outputs/train --ship qwenvl_study/train/course_model
+	$(PY) -m torch.distributed.run --standalone --nproc_per_node 2 -m qwenvl_study.train --out outputs/train --ship qwenvl_study/train/course_model
 
 clean:
 	rm -rf outputs .pytest_cache .hypothesis

@@ -334,6 +334,16 @@ def train_lora(model: CourseQwen2VL, config: TrainConfig, tokenizer: Any, vocab:
     return {"lora": {"history": hist, "scores": sc, "seconds": seconds, "trainable": table}}
 
 
+SMOKE_MODEL = dict(vision_width=32, vision_depth=1, text_width=64, text_layers=1, text_heads=4, kv_heads=2, mlp=128)
+
+
+def smoke_config(out: str | Path, *, steps: int = 3, batch_size: int = 4, progress: bool = False) -> TrainConfig:
+    """Every stage (and LoRA) for ``steps`` steps of ``batch_size`` at a tiny width: the CI run of this code."""
+    stages = tuple(replace(s, steps=steps, batch_size=batch_size, warmup=1) for s in STAGES)
+    return TrainConfig(out=str(out), stages=stages, lora=replace(LORA_STAGE, steps=2, batch_size=batch_size, warmup=1),
+                       model=SMOKE_MODEL, eval_n=0, workers=0, progress=progress)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qwenvl_study.train",
                                      description="Train the course's tiny Qwen2-VL from nothing (issue 12).")
@@ -345,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--workers", type=int, default=1, help="data worker processes per training process")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="a seconds-long run of the same code at a tiny width (tests)")
     args = parser.parse_args(argv)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -354,8 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         dist.init_process_group("gloo")
     stages = tuple(replace(s, steps=max(1, round(s.steps * args.steps_scale))) for s in STAGES)
     lora = None if args.no_lora else replace(LORA_STAGE, steps=max(1, round(LORA_STAGE.steps * args.steps_scale)))
-    config = TrainConfig(out=args.out, stages=stages, lora=lora, eval_n=args.eval_n, threads=args.threads, workers=args.workers,
-                         progress=not args.no_progress)
+    config = TrainConfig(out=args.out, stages=stages, lora=lora, eval_n=args.eval_n, threads=args.threads,
+                         workers=args.workers, progress=not args.no_progress)
+    if args.smoke:
+        config = smoke_config(args.out, progress=not args.no_progress)
     t0 = time.perf_counter()
     result = train(config)
     rank, _ = _dist()
