@@ -383,8 +383,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(config.out, "history.json").write_text(json.dumps(summary) + "\n")
         _plot(summary, Path(config.out) / "loss_curves.png")
         if args.ship:
+            from .shipped import write_card
+
+            summary["parameters"] = sum(p.numel() for p in result["model"].parameters())
             save_course_model(result["model"], args.ship, extra={"train_seconds": wall})
             Path(args.ship, "history.json").write_text(json.dumps(summary) + "\n")
+            write_card(args.ship, summary)
         print(f"done in {wall:.0f} s; outputs in {config.out}")
     if world > 1:
         import torch.distributed as dist

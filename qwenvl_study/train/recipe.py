@@ -82,15 +82,15 @@ VISUAL, LLM = ("visual.",), ("model.", "lm_head")
 _ALL_TASKS = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 0.6}
 
 STAGES: tuple[Stage, ...] = (
-    Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=60, batch_size=32, lr=2e-3, warmup=10),
-    Stage(1, "ViT + merger, LLM frozen", VISUAL, "vision", steps=80, batch_size=32, lr=2e-3, mix=_ALL_TASKS,
+    Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=30, batch_size=32, lr=2e-3, warmup=10),
+    Stage(1, "ViT + merger, LLM frozen", VISUAL, "vision", steps=40, batch_size=16, lr=1e-3, mix=_ALL_TASKS,
           warmup=10),
-    Stage(2, "everything, images + videos", VISUAL + LLM, "vision", steps=320, batch_size=32, lr=1.5e-3,
-          mix=_ALL_TASKS, max_turns=4),
-    Stage(3, "ViT frozen, LLM on chat instructions", LLM, "vision", steps=80, batch_size=32, lr=5e-4,
+    Stage(2, "everything, images + videos", VISUAL + LLM, "vision", steps=900, batch_size=16, lr=2e-3,
+          mix=_ALL_TASKS, max_turns=4, warmup=30),
+    Stage(3, "ViT frozen, LLM on chat instructions", LLM, "vision", steps=100, batch_size=16, lr=5e-4,
           mix=_ALL_TASKS, max_turns=4, warmup=10),
 )
-LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "vision", steps=30, batch_size=32,
+LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "vision", steps=30, batch_size=16,
                    lr=1e-3, mix=_ALL_TASKS, max_turns=4, warmup=5)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["COURSE_MODEL_DIR", "load_course_model", "course_model_history"]
+__all__ = ["COURSE_MODEL_DIR", "load_course_model", "course_model_history", "write_card"]
 
 COURSE_MODEL_DIR = Path(__file__).resolve().parent / "course_model"
 
@@ -57,3 +57,69 @@ def course_model_history(path: str | Path | None = None) -> dict:
     """The shipped run's logged history (losses per step and stage, scores, times)."""
     directory = Path(path) if path is not None else COURSE_MODEL_DIR
     return json.loads((directory / "history.json").read_text())
+
+
+def write_card(directory: str | Path, summary: dict) -> Path:
+    """``card.md``: what the model is, the data spec, the recipe, steps, wall time and held-out scores."""
+    from .course import COURSE_MEDIA
+    from .evaluate import GOALS
+
+    directory = Path(directory)
+    raw = json.loads((directory / "config.json").read_text())
+    size = (directory / "model.safetensors").stat().st_size
+    tasks = ["count", "find", "describe", "direction"]
+    scores = dict(summary["scores"])
+    if summary.get("lora", {}).get("scores"):
+        scores["stage3 LoRA"] = summary["lora"]["scores"]
+    rows = ["| after | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for key, sc in scores.items():
+        rows.append(f"| {key} | " + " | ".join(f"{sc.get(t, float('nan')):.2f}" for t in tasks) + " |")
+    rows.append("| goal | " + " | ".join(f"{GOALS[t]:.2f}" for t in tasks) + " |")
+    stages = "\n".join(f"| {s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
+                       f"{', '.join(s['trainable'])} | {summary['seconds'].get('stage' + str(s['index']), '')} |"
+                       for s in summary["stages"])
+    lora = summary.get("lora", {})
+    m = COURSE_MEDIA
+    text = f"""# qwenvl-study course model
+
+A tiny **Qwen2-VL** (the project's `Qwen2VL`: 2x14x14 tubes, 2D-RoPE ViT, 2x2 merger, M-RoPE, GQA), trained
+from nothing on 2 CPU cores by `make train` on the synthetic shapes world of issue 12. It is a teaching model:
+it answers the four course questions about images and videos drawn to the data contract, nothing else.
+
+- Parameters: {summary.get('parameters', 0):,}; `model.safetensors` {size / 2**20:.1f} MiB (fp32).
+- ViT: width {raw['vision_config']['embed_dim']}, {raw['vision_config']['depth']} blocks; LLM: width
+  {raw['hidden_size']}, {raw['num_hidden_layers']} layers, {raw['num_attention_heads']} query / {raw['num_key_value_heads']} key-value heads,
+  MLP {raw['intermediate_size']}, mrope_section {raw['rope_scaling']['mrope_section']}; tied embeddings.
+- Vocabulary trimmed to {raw['vocab_size']} rows (`vocab.json`: local row -> real Qwen2 id, the last row is `unk`);
+  the tokenizer is the real Qwen2 one, ids are mapped at the boundary (`qwenvl_study.train.vocab`).
+- Pixel budget (small, so training is cheap): images {m.image_min_pixels}-{m.image_max_pixels} pixels (<= 16 merged
+  tokens), video frames {m.video_min_pixels}-{m.video_max_pixels} pixels (4 merged tokens per 2-frame tube);
+  `ask` applies it. Videos follow the paper's M-RoPE rule (transformers 5.x differs once t > max(h', w')).
+
+## Data (the contract: `qwenvl_study/train/data.py`)
+Canvas 56-336 px per side, aspect <= 3, solid background (channels 200-255); 1-5 circles / squares / triangles in
+red, green, blue, yellow, box sides in [max(14, 0.15 short side), 0.4 short side], >= 4 px apart. Videos: 4-12
+frames, one shape moving left / right / up / down by >= 30% of the canvas, 0-2 static shapes. Questions: "How many
+shapes are there?", "Find the {{colour}} {{shape}}." (a [0, 1000) box), "Describe the image." (left to right),
+"Which way does the {{colour}} {{shape}} move?". Training seeds 100-103, held-out 9001-9004.
+
+## Recipe (paper §2.2, adapted)
+| stage | what | steps | batch | lr | trains | seconds |
+|---|---|---|---|---|---|---|
+{stages}
+
+Stage 0 (text-only chats stating the scene as text) stands for the pretrained Qwen2 LLM; stage 1 trains all of
+`visual.*` with the LLM frozen; stage 2 everything on images + videos, chats of 1-4 questions; stage 3 freezes
+`visual.*`. LoRA variant (peft, LLM q/k/v/o, r=16, from the stage-2 weights): {lora.get('seconds', '-')} s. Loss on
+the assistant answers and their `<|im_end|>` only. AdamW (0.9, 0.95), weight decay 0.01, warm-up + cosine,
+clip 1.0. {summary['world_size']} processes (DDP, gloo) x {summary['threads']} thread.
+
+## Held-out scores (100 questions per task after each stage)
+{chr(10).join(rows)}
+
+Wall time of the run: {summary['wall_seconds'] / 60:.1f} min (load average at the end {summary.get('load_average')}: the
+machine was shared with other jobs).
+"""
+    path = directory / "card.md"
+    path.write_text(text)
+    return path
