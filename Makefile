@@ -8,12 +8,12 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-unit test-notebooks lab bench notebooks train clean
+.PHONY: setup demo test test-unit test-notebooks lab lab-command bench notebooks site site-check train clean
 
-# Create .venv if missing and install the package with its notebook + dev extras.
+# Create .venv if missing and install the package with its notebook, dev and site extras.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[notebooks,dev]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[notebooks,dev,site]"
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,9 +32,16 @@ test-unit: $(STAMP)
 test-notebooks: $(STAMP)
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile --nbval-lax --nbval-current-env notebooks/
 
-## JupyterLab on the notebooks.
+## JupyterLab on the notebooks. As root (Docker images, cloud notebooks) JupyterLab refuses to start
+## without --allow-root, so LAB_FLAGS adds it there. tests/test_lab.py starts this command (lab-command).
+LAB_FLAGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+LAB       := $(VENV)/bin/jupyter lab notebooks $(LAB_FLAGS)
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(LAB)
+
+lab-command:
+	@echo $(LAB)
 
 ## Benchmarks: each prints its ratio against the reference.
 bench: $(STAMP)
@@ -49,6 +56,14 @@ notebooks: $(STAMP)
 ## weights replace the shipped qwenvl_study/train/course_model/.
 train: $(STAMP)
 	$(PY) -m torch.distributed.run --standalone --nproc_per_node 2 -m qwenvl_study.train --out outputs/train --ship qwenvl_study/train/course_model
+
+## The course website: build/site/ from the notebooks' stored outputs (Sphinx + myst-nb, nothing re-executed).
+site: $(STAMP)
+	$(PY) site/build.py build/site
+
+## The site in a headless chromium (playwright-core; `npm ci` in site/check first): pages, links, calculator.
+site-check:
+	node site/check/check.js build/site
 
 clean:
 	rm -rf outputs .pytest_cache .hypothesis

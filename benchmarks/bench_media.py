@@ -8,11 +8,11 @@ sampled frame. Run: ``PYTHONPATH=. python benchmarks/bench_media.py`` (``make be
 """
 
 import statistics
-import tempfile
 import time
 
 from qwenvl_study.course import reference as ref
-from qwenvl_study.chat import load_tokenizer, prepare_inputs
+from qwenvl_study.chat import prepare_inputs
+from qwenvl_study.tokenizer import qwen2_tokenizer
 from qwenvl_study.media import fetch_image, fetch_video
 from qwenvl_study.course.samples import sample_path
 
@@ -30,7 +30,7 @@ def timed(fn, repeat=5):
 def main() -> None:
     png, mp4 = str(sample_path()), str(sample_path("sample.mp4"))
     qvu = ref.qwen_vl_utils()
-    tokenizer = load_tokenizer(ref.write_tiny_qwen2_tokenizer(tempfile.mkdtemp()))
+    tokenizer = qwen2_tokenizer()  # the real Qwen2-VL tokenizer, for both pipelines
     messages = [{"role": "user", "content": [{"type": "image", "image": png}, {"type": "video", "video": mp4},
                                              {"type": "text", "text": "Describe."}]}]
     rows = [

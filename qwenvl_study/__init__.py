@@ -35,6 +35,7 @@ from .model import Qwen2VL
 
 # -- lessons 07-08: media, chat, grounding (media.py, chat.py, grounding.py) ---------------------
 from .chat import CHAT_TEMPLATE, SPECIAL_TOKENS, build_prompt, expand_vision_pads, load_tokenizer, prepare_inputs
+from .tokenizer import qwen2_tokenizer  # the real 151,643-token BPE (+14 specials), from a pinned package
 from .grounding import GroundedBox, draw_boxes, format_grounding, from_normalized, parse_grounding, to_normalized
 from .media import (
     MEDIA_PRESETS,
@@ -79,6 +80,7 @@ __all__ = [
     "expand_vision_pads",
     "load_tokenizer",
     "prepare_inputs",
+    "qwen2_tokenizer",
     "GroundedBox",
     "draw_boxes",
     "format_grounding",

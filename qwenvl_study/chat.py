@@ -10,7 +10,7 @@ Dialogues use ChatML (``<|im_start|>role\\n … <|im_end|>\\n``) with the defaul
   value) in plain Python, including ``add_vision_id`` ("Picture 1: " / "Video 1: ").
 - ``expand_vision_pads``: one pad per merged token, ``grid_thw.prod() // merge_size**2``.
 - ``prepare_inputs``: messages → ``process_vision_info`` → pixel values and grids → expanded
-  text → token ids (with a Qwen2 tokenizer from a local checkpoint directory, if given).
+  text → token ids (by default with the real Qwen2-VL tokenizer, ``tokenizer.qwen2_tokenizer``).
 
 Reference: the template rendered by transformers' own Jinja machinery
 (``transformers.utils.chat_template_utils.render_jinja_template``) and ``Qwen2VLProcessor``
@@ -205,15 +205,41 @@ def split_special_tokens(text: str) -> list[tuple[str, bool]]:
 
 
 def load_tokenizer(path: str | os.PathLike):
-    """The Qwen2 tokenizer of a local checkpoint directory (``AutoTokenizer``, local files only, no remote code)."""
+    """The tokenizer of a local checkpoint directory (``AutoTokenizer``, local files only, no remote code).
+
+    A directory without tokenizer files (``tokenizer.json``, ``vocab.json``, ``tokenizer_config.json``)
+    gets the real Qwen2-VL tokenizer (:func:`qwenvl_study.tokenizer.qwen2_tokenizer`) — unless its
+    ``config.json`` declares fewer embedding rows than that tokenizer's 151,657 ids (then a ValueError).
+    """
     from transformers import AutoTokenizer
 
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"tokenizer directory not found: {path}")
     if not any((path / f).is_file() for f in ("tokenizer.json", "vocab.json", "tokenizer_config.json")):
-        raise FileNotFoundError(f"{path} holds no tokenizer files (tokenizer.json, or vocab.json + merges.txt)")
+        from .tokenizer import qwen2_tokenizer
+
+        tokenizer = qwen2_tokenizer()
+        rows = _declared_vocab_size(path / "config.json")
+        if rows is not None and rows < len(tokenizer):
+            raise ValueError(f"{path} holds no tokenizer files and its config.json has vocab_size {rows} < the "
+                             f"{len(tokenizer)} ids of the Qwen2-VL tokenizer: add the checkpoint's own tokenizer files")
+        return tokenizer
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
+
+
+def _declared_vocab_size(config_file: Path) -> int | None:
+    """``vocab_size`` of a checkpoint's config.json (top level or ``text_config``), None when absent."""
+    if not config_file.is_file():
+        return None
+    import json
+
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    size = config.get("vocab_size", (config.get("text_config") or {}).get("vocab_size"))
+    return int(size) if isinstance(size, int) else None
 
 
 def prepare_inputs(
@@ -231,10 +257,11 @@ def prepare_inputs(
 
     Returns a dict with ``text`` (the prompt, pads expanded), ``prompt`` (before expansion) and,
     where the messages have them, ``pixel_values`` [N, 1176] float32 + ``image_grid_thw`` [n, 3]
-    int64, ``pixel_values_videos`` + ``video_grid_thw``. With a ``tokenizer`` (an object, or a
-    local checkpoint directory) also ``input_ids`` [1, L] int64, ``attention_mask`` [1, L] and
-    ``mm_token_type_ids`` [1, L] (0 text, 1 image pad, 2 video pad — what transformers 5's
-    Qwen2-VL needs for M-RoPE). ``defaults`` is the media preset (``"0.0.8"`` by default);
+    int64, ``pixel_values_videos`` + ``video_grid_thw``; and ``input_ids`` [1, L] int64,
+    ``attention_mask`` [1, L] and ``mm_token_type_ids`` [1, L] (0 text, 1 image pad, 2 video pad —
+    what transformers 5's Qwen2-VL needs for M-RoPE). ``tokenizer``: an object, a local checkpoint
+    directory, None (the default: the real Qwen2-VL tokenizer, ``tokenizer.qwen2_tokenizer()``) or
+    False (no token ids: text, grids and pixels only). ``defaults`` is the media preset (``"0.0.8"`` by default);
     ``min_pixels``/``max_pixels`` are the processor's bounds (the published preprocessor config).
     """
     from .media import process_vision_info
@@ -252,8 +279,12 @@ def prepare_inputs(
         out["pixel_values_videos"] = torch.cat(pv)  # [N, 1176]
         out["video_grid_thw"] = torch.cat(grids)  # [n, 3]
     out["text"] = expand_vision_pads(prompt, out.get("image_grid_thw"), out.get("video_grid_thw"))
-    if tokenizer is not None:
-        if isinstance(tokenizer, (str, os.PathLike)):
+    if tokenizer is not False:
+        if tokenizer is None:
+            from .tokenizer import qwen2_tokenizer
+
+            tokenizer = qwen2_tokenizer()
+        elif isinstance(tokenizer, (str, os.PathLike)):
             tokenizer = load_tokenizer(tokenizer)
         encoded = tokenizer(out["text"], return_tensors="pt")
         ids = encoded["input_ids"]  # [1, L]

@@ -20,6 +20,8 @@ the same directories with both and compare outputs).
 from __future__ import annotations
 
 import json
+import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -55,9 +57,17 @@ def checkpoint_files(directory: str | Path) -> list[Path]:
     if index.is_file():
         try:
             weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError) as err:
-            raise ValueError(f"{index}: not a valid safetensors index ({err})") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{index}: not a valid safetensors index ({type(err).__name__}: {err})") from None
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise ValueError(f"{index}: weight_map must map tensor names to shard file names (a JSON object of "
+                             f"strings)")
         names = sorted(set(weight_map.values()))
+        # by the names alone (symlinked shards, as in the Hugging Face cache, stay loadable)
+        outside = [n for n in names if not n or Path(n).is_absolute() or ".." in Path(n).parts]
+        if outside:
+            raise ValueError(f"{index}: weight_map entries must be file names inside {directory}; refused: "
+                             + ", ".join(repr(n) for n in outside))
         missing = [n for n in names if not (directory / n).is_file()]
         if missing:
             raise FileNotFoundError(f"{directory}: {len(missing)} shard(s) listed in {INDEX_FILE} are missing: "
@@ -80,6 +90,44 @@ def _listing(title: str, items: list[str], limit: int = 25) -> str:
     return f"{len(items)} {title}:\n    " + "\n    ".join(shown)
 
 
+@contextmanager
+def _open_safetensors(file: Path, **kwargs):
+    """``safe_open`` whose errors name the file (a corrupt or truncated header says only "header too large")."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        handle = safe_open(str(file), framework="pt", **kwargs)
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{file}: not a readable safetensors file — corrupt or truncated? ({err})") from None
+    with handle as f:
+        yield f
+
+
+_LAYERS = {  # config field -> (its value, the checkpoint prefix of its layers)
+    "num_hidden_layers": (lambda c: c.text.num_hidden_layers, "model.layers."),
+    "depth": (lambda c: c.vision.depth, "visual.blocks."),
+}
+_ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+              "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _check_layer_counts(config: Qwen2VLConfig, names: Iterable[str], directory: Path) -> None:
+    """Before building anything: the config must not ask for more layers than the checkpoint holds.
+
+    A config.json saying ``num_hidden_layers: 1000000`` would otherwise build a million layers
+    (minutes, GBs) only to report them missing.
+    """
+    names = list(names)
+    for key, (value, prefix) in _LAYERS.items():
+        pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+        present = [int(m.group(1)) for n in names if (m := pattern.match(n))]
+        have = max(present) + 1 if present else 0
+        if value(config) > have:
+            raise ValueError(f"{directory}: config.json asks for {key}={value(config)} layers but the checkpoint "
+                             f"holds {have} ({prefix}0 .. {prefix}{have - 1}); config.json and the weights do not "
+                             f"belong together")
+
+
 def _dtype_of(directory: Path) -> torch.dtype | None:
     raw = json.loads((directory / "config.json").read_text())
     name = raw.get("torch_dtype") or raw.get("dtype") or (raw.get("text_config") or {}).get("dtype")
@@ -93,53 +141,61 @@ def load_pretrained(path: str | Path, *, dtype: torch.dtype | None = None, devic
     ``dtype=None`` keeps the checkpoint's dtype (``torch_dtype`` / ``dtype`` of config.json: bf16
     for the published models), as transformers 5 does; ``device=None`` → CPU.
     """
-    from safetensors import safe_open
-
     from .model import Qwen2VL
 
     directory = Path(path)
     files = checkpoint_files(directory)
     config = load_config(directory)
-    with torch.device("meta"):
-        model = Qwen2VL(config, attn_backend=attn_backend)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
-    found: dict[str, tuple[Path, str, tuple[int, ...]]] = {}
+    found: dict[str, tuple[Path, str, tuple[int, ...], str]] = {}  # name -> (file, key, shape, dtype)
     duplicates = []
-    for file in files:
-        with safe_open(str(file), framework="pt") as f:
+    for file in files:  # headers only: nothing is read but the names, shapes and dtypes
+        with _open_safetensors(file) as f:
             for key in f.keys():
                 name = published_key(key)
                 if name in found:
                     duplicates.append(f"{name} (in {found[name][0].name} and {file.name})")
-                found[name] = (file, key, tuple(f.get_slice(key).get_shape()))
+                info = f.get_slice(key)
+                found[name] = (file, key, tuple(info.get_shape()), info.get_dtype())
+    _check_layer_counts(config, found, directory)
+
+    with torch.device("meta"):
+        model = Qwen2VL(config, attn_backend=attn_backend)
+    meta_state = model.state_dict()
+    expected = {k: tuple(v.shape) for k, v in meta_state.items()}
+    dtype = dtype or _dtype_of(directory)
+    model_dtypes = {k: dtype if dtype is not None and v.is_floating_point() else v.dtype for k, v in meta_state.items()}
 
     tied_head = config.tie_word_embeddings and "lm_head.weight" in found and "lm_head.weight" not in expected
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected) - ({"lm_head.weight"} if tied_head else set()))
     mismatched = sorted(f"{k}: checkpoint {list(found[k][2])}, model {list(expected[k])}"
                         for k in set(expected) & set(found) if found[k][2] != expected[k])
-    if missing or unexpected or mismatched or duplicates:
+    wrong_dtype = sorted(  # an int32 tensor for a float parameter (or the other way round)
+        f"{k}: checkpoint {_ST_DTYPES.get(found[k][3], found[k][3])}, model {str(model_dtypes[k]).replace('torch.', '')}"
+        for k in set(expected) & set(found)
+        if found[k][3].startswith(("F", "BF")) != model_dtypes[k].is_floating_point)
+    if missing or unexpected or mismatched or duplicates or wrong_dtype:
         parts = [f"checkpoint {directory} does not match the model built from its config.json "
                  f"({config.name}):"]
         for title, items in (("missing tensors", missing), ("unexpected tensors", unexpected),
-                             ("mis-shaped tensors", mismatched), ("duplicated tensors", duplicates)):
+                             ("mis-shaped tensors", mismatched), ("duplicated tensors", duplicates),
+                             ("tensors of the wrong kind of dtype (integer vs floating point)", wrong_dtype)):
             if items:
                 parts.append(_listing(title, items))
         raise ValueError("\n  ".join(parts))
 
-    dtype = dtype or _dtype_of(directory)
     state = {}
     by_file: dict[Path, list[str]] = {}
     for name in expected:
         by_file.setdefault(found[name][0], []).append(name)
     for file, names in by_file.items():
-        with safe_open(str(file), framework="pt", device="cpu") as f:
+        with _open_safetensors(file, device="cpu") as f:
             for name in names:
                 tensor = f.get_tensor(found[name][1])
                 state[name] = tensor.to(dtype) if dtype is not None and tensor.is_floating_point() else tensor
     if tied_head:
-        with safe_open(str(found["lm_head.weight"][0]), framework="pt", device="cpu") as f:
+        with _open_safetensors(found["lm_head.weight"][0], device="cpu") as f:
             head = f.get_tensor(found["lm_head.weight"][1])
         if not torch.equal(head.to(state["model.embed_tokens.weight"].dtype), state["model.embed_tokens.weight"]):
             raise ValueError(f"{directory}: config ties lm_head to the embedding, but lm_head.weight differs from "

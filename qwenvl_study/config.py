@@ -300,6 +300,9 @@ def load_config(source: str | Path | Mapping[str, Any]) -> Qwen2VLConfig:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON: {err}") from None
         where = str(path)
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: config.json must hold a JSON object {{...}} of settings, got a JSON "
+                             f"{type(raw).__name__}")
 
     model_type = raw.get("model_type", "qwen2_vl")
     if model_type != "qwen2_vl":

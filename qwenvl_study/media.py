@@ -44,16 +44,26 @@ the whole file (``reference.qvu_fetch_video``), so the sampling, budgets and siz
 qwen-vl-utils' own. Where ours differs: frames are resized with PIL's bicubic (the resample of
 transformers' PIL image processor) instead of torchvision's antialiased bicubic; bad input raises
 ``ValueError`` naming the item instead of asserts / deep tracebacks.
+
+Limits, each checked before the work it bounds (none binds for the presets' own budgets):
+``URL_TIMEOUT_S`` per socket operation and ``URL_DEADLINE_S`` for a whole download (a server
+trickling one byte every few seconds is cut off), ``URL_MAX_BYTES`` per download; a resized image
+at most PIL's ``Image.MAX_IMAGE_PIXELS`` (whatever ``min_pixels`` an item asks for); a decoded video
+at most ``VIDEO_MAX_BYTES`` of float32.
 """
 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import math
+import numbers
 import os
+import socket
 import sys
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field, replace
@@ -63,9 +73,9 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-from .patching import open_image, to_rgb
+from .patching import check_pixel_limit, open_image, to_rgb, warn_if_clipped
 from .resolution import (FACTOR, MAX_RATIO, PATCH_SIZE, TEMPORAL_PATCH_SIZE, ceil_by_factor, floor_by_factor,
                          grid_tokens, round_by_factor, smart_resize)
 
@@ -77,6 +87,8 @@ __all__ = [
     "VideoInfo",
     "URL_TIMEOUT_S",
     "URL_MAX_BYTES",
+    "URL_DEADLINE_S",
+    "VIDEO_MAX_BYTES",
     "get_defaults",
     "extract_vision_info",
     "smart_nframes",
@@ -91,8 +103,12 @@ __all__ = [
     "is_video_path",
 ]
 
-URL_TIMEOUT_S = 10.0
+URL_TIMEOUT_S = 10.0  # per socket operation (connect, each read)
+URL_DEADLINE_S = 120.0  # for a whole download: a server trickling bytes cannot hold a fetch longer
 URL_MAX_BYTES = 64 * 2**20  # 64 MiB
+# A decoded video (float32 [T, 3, H', W']) may take at most this much memory. The presets stay well
+# below: 0.0.10's budget at most 2 * 90.3M pixels = 2.0 GiB, 0.0.8's 768 frames at the floor 0.9 GiB.
+VIDEO_MAX_BYTES = 4 * 2**30
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts")
 
 
@@ -171,34 +187,125 @@ def _short(source: Any, limit: int = 200) -> str:
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
+class _Deadline:
+    """A total time limit for one download: when it expires, the sockets of the download are shut.
+
+    A socket timeout bounds each read only: a server that sends its headers, then one byte every
+    few seconds, never trips it. This timer covers the whole request — connect, headers, body and
+    redirects (every connection the opener makes registers its socket here).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.expired = seconds, False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket) -> None:
+        try:  # the plain-socket shutdown (also for TLS sockets): a blocked read in the other thread returns
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def register(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                self._shut(sock)
+
+    def connection(self, base: type) -> type:
+        """``base`` (HTTPConnection / HTTPSConnection) whose sockets this deadline can shut."""
+        deadline = self
+
+        class Connection(base):
+            def connect(self) -> None:
+                super().connect()
+                deadline.register(self.sock)
+
+        return Connection
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        deadline = self
+
+        class HTTP(urllib.request.HTTPHandler):
+            def do_open(self, http_class, req, **kwargs):
+                return super().do_open(deadline.connection(http_class), req, **kwargs)
+
+        class HTTPS(urllib.request.HTTPSHandler):
+            def do_open(self, http_class, req, **kwargs):
+                return super().do_open(deadline.connection(http_class), req, **kwargs)
+
+        return urllib.request.build_opener(HTTP, HTTPS)
+
+    def __enter__(self) -> "_Deadline":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
+def _check_limit(name: str, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: {key} must be a finite number > 0, got {value!r}")
+    return value
+
+
 def _download(url: str, *, name: str | None = None, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES,
-              sink: io.IOBase | None = None) -> bytes | None:
-    """GET ``url`` with a timeout and a size cap (stdlib only); into ``sink`` if given, else returned."""
+              deadline: float = URL_DEADLINE_S, sink: io.IOBase | None = None) -> bytes | None:
+    """GET ``url`` (stdlib only); into ``sink`` if given, else returned.
+
+    Three limits: ``timeout`` per socket operation, ``deadline`` seconds for the whole download
+    (connect, headers, body), ``max_bytes`` (the declared Content-Length and the bytes received).
+    """
     name = name or url
+    for key, value in (("timeout", timeout), ("deadline", deadline), ("max_bytes", max_bytes)):
+        _check_limit(name, key, value)
     request = urllib.request.Request(url, headers={"User-Agent": "qwenvl-study"})
+    received = 0
+    watch = _Deadline(deadline)
+
+    def too_slow() -> ValueError:
+        return ValueError(f"{name}: the download of {url} did not finish within the deadline of {deadline} s "
+                          f"({received} bytes received; media.URL_DEADLINE_S, or pass deadline=...)")
+
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only, checked by caller)
+        with watch, watch.opener().open(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
             declared = response.headers.get("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-                raise ValueError(f"{name}: {int(declared)} bytes is over the download limit of {max_bytes} bytes")
+            declared = int(declared) if declared is not None and declared.isdigit() else None
+            if declared is not None and declared > max_bytes:
+                raise ValueError(f"{name}: {declared} bytes is over the download limit of {max_bytes} bytes")
             buffer = sink if sink is not None else io.BytesIO()
-            received = 0
             while chunk := response.read(1 << 16):
                 received += len(chunk)
                 if received > max_bytes:
                     raise ValueError(f"{name}: more than the download limit of {max_bytes} bytes")
                 buffer.write(chunk)
+            if watch.expired:
+                raise too_slow()
+            if declared is not None and received < declared:
+                raise ValueError(f"{name}: the connection closed after {received} of the {declared} bytes of {url}")
     except urllib.error.HTTPError as err:
         raise ValueError(f"{name}: download failed with HTTP {err.code} ({err.reason})") from None
-    except (urllib.error.URLError, OSError) as err:  # offline, refused, DNS, timeout
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:  # offline, refused, DNS, timeout
+        if watch.expired:
+            raise too_slow() from None
         reason = getattr(err, "reason", err)
         raise ValueError(f"{name}: {url} cannot be reached ({reason}; timeout {timeout} s) — offline? "
                          f"Use a local path instead") from None
     return None if sink is not None else buffer.getvalue()
 
 
-def load_source(source: Any, *, name: str, timeout: float = URL_TIMEOUT_S,
-                max_bytes: int = URL_MAX_BYTES) -> Image.Image | Path | bytes:
+def load_source(source: Any, *, name: str, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES,
+                deadline: float = URL_DEADLINE_S) -> Image.Image | Path | bytes:
     """Resolve an image/video source to a PIL image, a local path, or downloaded/decoded bytes."""
     if isinstance(source, Image.Image):
         return source
@@ -208,7 +315,7 @@ def load_source(source: Any, *, name: str, timeout: float = URL_TIMEOUT_S,
         raise ValueError(f"{name}: unsupported source of type {type(source).__name__}; expected a path, "
                          f"file:// URI, http(s) URL, data:image/...;base64 URI or a PIL image")
     if source.startswith(("http://", "https://")):
-        return _download(source, name=name, timeout=timeout, max_bytes=max_bytes)
+        return _download(source, name=name, timeout=timeout, max_bytes=max_bytes, deadline=deadline)
     if source.startswith("file://"):
         return Path(source[7:])  # as qwen-vl-utils: the rest of the URI is the path
     if source.startswith("data:"):
@@ -228,8 +335,18 @@ def load_source(source: Any, *, name: str, timeout: float = URL_TIMEOUT_S,
 # ---------------------------------------------------------------------------------------------
 # Images
 # ---------------------------------------------------------------------------------------------
-def _rgb(image: Image.Image, alpha: str) -> Image.Image:
-    return image.convert("RGB") if alpha == "drop" else to_rgb(image)
+def _rgb(image: Image.Image, alpha: str, name: str) -> Image.Image:
+    if alpha == "drop":
+        warn_if_clipped(image, name=name)
+        return image.convert("RGB")
+    return to_rgb(image, name=name)
+
+
+def _flag(ele: dict, key: str, default: bool, name: str) -> bool:
+    value = ele.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: {key} must be True or False, got {value!r}")
+    return value
 
 
 def _resize_target(ele: dict, height: int, width: int, *, min_pixels: float, max_pixels: float,
@@ -237,21 +354,35 @@ def _resize_target(ele: dict, height: int, width: int, *, min_pixels: float, max
     """(H', W') by qwen-vl-utils' rule: explicit resized_height/width, else the item's pixel bounds."""
     try:
         if "resized_height" in ele and "resized_width" in ele:
-            return smart_resize(int(ele["resized_height"]), int(ele["resized_width"]), factor=d.image_factor,
-                                min_pixels=d.min_pixels, max_pixels=d.max_pixels, rule="qwen-vl-utils")
-        return smart_resize(height, width, factor=d.image_factor, min_pixels=min_pixels, max_pixels=max_pixels,
-                            rule="qwen-vl-utils")
+            rh, rw = smart_resize(int(ele["resized_height"]), int(ele["resized_width"]), factor=d.image_factor,
+                                  min_pixels=d.min_pixels, max_pixels=d.max_pixels, rule="qwen-vl-utils")
+        else:
+            rh, rw = smart_resize(height, width, factor=d.image_factor, min_pixels=min_pixels,
+                                  max_pixels=max_pixels, rule="qwen-vl-utils")
     except ValueError as err:
         raise ValueError(f"{name}: {err}") from None
+    # before any pixel is allocated: a min_pixels of 1e9 would otherwise make a 31640x31640 image
+    check_pixel_limit(rh, rw, name=name, why=f" (from min_pixels={min_pixels!r}, max_pixels={max_pixels!r})")
+    return rh, rw
 
 
 def fetch_image(ele: dict, *, defaults: str | MediaDefaults | None = None, name: str | None = None,
-                timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES) -> Image.Image:
+                timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES, deadline: float = URL_DEADLINE_S,
+                exif_transpose: bool = False) -> Image.Image:
     """One ``{"image": ...}`` (or ``"image_url"``) item → a resized PIL RGB image (qwen-vl-utils' fetch_image).
 
     Per-item keys: ``min_pixels``, ``max_pixels`` (defaults 3136 and 12845056), or both
     ``resized_height`` and ``resized_width`` (rounded to multiples of 28 by smart_resize). A GIF
-    becomes its first frame, as PIL, qwen-vl-utils and the processor all read it.
+    becomes its first frame, as PIL, qwen-vl-utils and the processor all read it. The resized
+    image must stay within PIL's decompression-bomb limit ``Image.MAX_IMAGE_PIXELS`` (ValueError
+    before any pixel is allocated).
+
+    EXIF orientation is **ignored** by default, as qwen-vl-utils 0.0.8 does (a phone photo tagged
+    "rotate 90°" is read sideways, exactly as the reference reads it); transformers' ``load_image``
+    applies it. Opt in with ``exif_transpose=True`` here or ``"exif_transpose": True`` in the item
+    (PIL's ``ImageOps.exif_transpose`` before the resize). 16-bit / 32-bit / float images (PIL
+    modes I;16, I, F) are converted to 8 bits by clipping to 0..255, as the reference does, with a
+    warning naming the mode.
     """
     d = get_defaults(defaults)
     source = ele.get("image", ele.get("image_url"))
@@ -260,8 +391,11 @@ def fetch_image(ele: dict, *, defaults: str | MediaDefaults | None = None, name:
     name = name or f"image {_short(source)}"
     if source is None:
         raise ValueError(f"{name}: the item has no 'image' or 'image_url' value")
-    resolved = load_source(source, name=name, timeout=timeout, max_bytes=max_bytes)
-    image = _rgb(open_image(resolved, name=name), d.alpha)
+    resolved = load_source(source, name=name, timeout=timeout, max_bytes=max_bytes, deadline=deadline)
+    image = open_image(resolved, name=name)
+    if _flag(ele, "exif_transpose", exif_transpose, name):
+        image = ImageOps.exif_transpose(image)  # [H, W] -> [W, H] for orientations 5-8
+    image = _rgb(image, d.alpha, name)
     min_pixels = ele.get("min_pixels", d.min_pixels)
     max_pixels = ele.get("max_pixels", d.max_pixels)
     rh, rw = _resize_target(ele, image.height, image.width, min_pixels=min_pixels, max_pixels=max_pixels, d=d,
@@ -274,8 +408,8 @@ def fetch_image(ele: dict, *, defaults: str | MediaDefaults | None = None, name:
 # ---------------------------------------------------------------------------------------------
 def _check_number(name: str, item: str, value: Any, *, positive: bool = True) -> None:
     """An item's numeric key must be a finite number (> 0 unless ``positive=False``: then >= 0)."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or value < 0 or (positive and value == 0)):
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or value < 0 or (positive and value == 0)):  # numpy numbers are numbers; bools are not
         limit = "> 0" if positive else ">= 0"
         raise ValueError(f"{item}: {name} must be a number {limit}, got {value!r}")
 
@@ -375,7 +509,7 @@ class VideoPlan:
 
     @property
     def tokens(self) -> int:
-        """Merged LLM tokens (without <|vision_start|>/<|vision_end|>): t * h * w / 4."""
+        """Merged LLM tokens (without ``<|vision_start|>`` / ``<|vision_end|>``): t * h * w / 4."""
         return grid_tokens(self.grid_thw)
 
     @property
@@ -408,6 +542,7 @@ def plan_video(total_frames: int, video_fps: float, height: int, width: int, ele
     """
     ele = ele or {}
     d = get_defaults(defaults)
+    _time_range(ele, name)  # video_start / video_end: finite, >= 0, in order
     nframes = smart_nframes(ele, total_frames, video_fps, defaults=d, name=name)
 
     def size_for(n: int) -> tuple[int, int, float, float, str]:
@@ -424,6 +559,11 @@ def plan_video(total_frames: int, video_fps: float, height: int, width: int, ele
             capped = True
         if capped:
             limit = f"token cap {d.token_cap} (frames dropped)"
+    nbytes = nframes * 3 * rh * rw * 4  # the float32 [T, 3, H', W'] tensor decoding fills
+    if nbytes > VIDEO_MAX_BYTES:
+        raise ValueError(f"{name}: the decoded video would be {nframes} frames of {rw}x{rh} = {nbytes / 2**30:.1f} GiB "
+                         f"(float32 [T, 3, H', W']), over the limit of {VIDEO_MAX_BYTES / 2**30:g} GiB "
+                         f"(media.VIDEO_MAX_BYTES); lower nframes / fps / min_pixels / max_pixels / total_pixels")
     return VideoPlan(total_frames=total_frames, video_fps=float(video_fps), height=height, width=width,
                      nframes=nframes, indices=tuple(frame_indices(total_frames, nframes)), resized_height=rh,
                      resized_width=rw, min_pixels=min_pixels, max_pixels=max_pixels, limit=limit, preset=d.name,
@@ -454,11 +594,12 @@ class VideoInfo:
 def _time_range(ele: dict, name: str) -> tuple[Fraction | None, Fraction | None]:
     start, end = ele.get("video_start"), ele.get("video_end")
     for key, value in (("video_start", start), ("video_end", end)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise ValueError(f"{name}: {key} must be a number of seconds >= 0, got {value!r}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not math.isfinite(value) or value < 0):
+            raise ValueError(f"{name}: {key} must be a finite number of seconds >= 0, got {value!r}")
     if start is not None and end is not None and start > end:
         raise ValueError(f"{name}: video_start={start} s is after video_end={end} s")
-    return (Fraction(start) if start is not None else None), (Fraction(end) if end is not None else None)
+    return (Fraction(float(start)) if start is not None else None), (Fraction(float(end)) if end is not None else None)
 
 
 def _open_container(path: Path, name: str):
@@ -603,6 +744,7 @@ def _is_video_list(value: Any) -> bool:
 
 def fetch_video(ele: dict, *, defaults: str | MediaDefaults | None = None, name: str | None = None,
                 progress: Any = False, timeout: float = URL_TIMEOUT_S, max_bytes: int = URL_MAX_BYTES,
+                deadline: float = URL_DEADLINE_S,
                 ) -> tuple[torch.Tensor | list[Image.Image], VideoPlan | None]:
     """One ``{"video": ...}`` item → ``(frames, plan)``.
 
@@ -619,7 +761,7 @@ def fetch_video(ele: dict, *, defaults: str | MediaDefaults | None = None, name:
             raise ValueError(f"{name}: an empty list of frames")
         info = {k: v for k, v in ele.items() if k not in ("type", "video")}
         frames = [fetch_image({"image": frame, **info}, defaults=d, name=f"{name}, frame {i}", timeout=timeout,
-                              max_bytes=max_bytes) for i, frame in enumerate(source)]
+                              max_bytes=max_bytes, deadline=deadline) for i, frame in enumerate(source)]
         n = ceil_by_factor(len(frames), d.frame_factor)
         frames += [frames[-1]] * (n - len(frames))
         return frames, None
@@ -632,9 +774,9 @@ def fetch_video(ele: dict, *, defaults: str | MediaDefaults | None = None, name:
             # streamed to a temporary file in chunks (size-capped): never the whole download in memory
             path = Path(tmp) / (Path(source.split("?")[0]).name or "video")
             with open(path, "wb") as sink:
-                _download(source, name=name, timeout=timeout, max_bytes=max_bytes, sink=sink)
+                _download(source, name=name, timeout=timeout, max_bytes=max_bytes, deadline=deadline, sink=sink)
         else:
-            path = load_source(source, name=name, timeout=timeout, max_bytes=max_bytes)
+            path = load_source(source, name=name, timeout=timeout, max_bytes=max_bytes, deadline=deadline)
         video_info = probe_video(path, ele, name=name)
         plan = plan_video(video_info.total_frames, video_info.video_fps, video_info.height, video_info.width, ele,
                           defaults=d, name=name)
@@ -684,6 +826,7 @@ def process_vision_info(
     return_video_plans: bool = False,
     timeout: float = URL_TIMEOUT_S,
     max_bytes: int = URL_MAX_BYTES,
+    deadline: float = URL_DEADLINE_S,
 ):
     """``(images or None, videos or None)`` from qwen-vl-utils-style messages, ready for the processor.
 
@@ -698,10 +841,11 @@ def process_vision_info(
         if "image" in ele or "image_url" in ele:
             source = ele.get("image", ele.get("image_url"))
             images.append(fetch_image(ele, defaults=d, name=f"{where} (image {_short(source)})", timeout=timeout,
-                                      max_bytes=max_bytes))
+                                      max_bytes=max_bytes, deadline=deadline))
         elif "video" in ele:
             frames, plan = fetch_video(ele, defaults=d, name=f"{where} (video {_short(ele['video'])})",
-                                       progress=progress, timeout=timeout, max_bytes=max_bytes)
+                                       progress=progress, timeout=timeout, max_bytes=max_bytes,
+                                       deadline=deadline)
             videos.append(frames)
             plans.append(plan)
         else:

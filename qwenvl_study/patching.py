@@ -29,7 +29,9 @@ __all__ = [
     "OPENAI_CLIP_MEAN",
     "OPENAI_CLIP_STD",
     "open_image",
+    "check_pixel_limit",
     "to_rgb",
+    "warn_if_clipped",
     "normalize",
     "resize_image",
     "preprocess_image",
@@ -84,10 +86,38 @@ def open_image(source: ImageLike | bytes, *, name: str | None = None) -> Image.I
     return image
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB as the reference converts: anything with alpha (or a transparent palette) over white."""
+def check_pixel_limit(height: int, width: int, *, name: str = "image", why: str = "") -> None:
+    """Refuse to make an image of more pixels than PIL would decode (``Image.MAX_IMAGE_PIXELS``).
+
+    Called with a resize target *before* resizing: caller-chosen ``min_pixels`` can ask for any size.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and height * width > limit:
+        raise ValueError(f"{name}: the resized image would be {width}x{height} = {height * width} pixels{why}, "
+                         f"over PIL's decompression-bomb limit Image.MAX_IMAGE_PIXELS = {limit} pixels")
+
+
+HIGH_DEPTH_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+def warn_if_clipped(image: Image.Image, *, name: str = "image") -> None:
+    """Warn that a 16/32-bit or float image becomes 8-bit RGB by clipping (PIL's convert, as the reference)."""
+    if image.mode in HIGH_DEPTH_MODES:
+        warnings.warn(f"{name}: a {image.mode!r}-mode image (16/32-bit integer or float pixels) is converted to "
+                      f"8-bit RGB by clipping every value to 0..255, as the reference does (values above 255 "
+                      f"become 255, negatives 0); scale it to 8 bits first to keep its range", UserWarning,
+                      stacklevel=3)
+
+
+def to_rgb(image: Image.Image, *, name: str = "image") -> Image.Image:
+    """RGB as the reference converts: anything with alpha (or a transparent palette) over white.
+
+    16-bit / 32-bit / float images (modes I;16, I, F) are clipped to 0..255 as the reference clips
+    them, with a warning naming the mode (:func:`warn_if_clipped`).
+    """
     if image.mode == "RGB":
         return image
+    warn_if_clipped(image, name=name)
     if "A" in image.getbands() or image.info.get("transparency") is not None:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -112,6 +142,7 @@ def resize_image(
     bicubic to ``smart_resize``'s size — the processor's ``convert_rgb`` → ``resize`` steps."""
     rgb = to_rgb(open_image(image))
     rh, rw = smart_resize(rgb.height, rgb.width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
+    check_pixel_limit(rh, rw, why=f" (from min_pixels={min_pixels!r}, max_pixels={max_pixels!r})")
     if (rh, rw) == (rgb.height, rgb.width):
         return rgb
     return rgb.resize((rw, rh), resample=Image.Resampling.BICUBIC)  # [H, W] -> [H', W']
@@ -145,7 +176,10 @@ def preprocess_video(
     """Video frames → ``(pixel_values_videos [N, 1176] float32, video_grid_thw [1, 3] int64)``.
 
     ``frames``: what ``media.process_vision_info`` returns for a video — a ``[T, C, H, W]`` tensor
-    of 0..255 values (float or uint8) or a list of same-size PIL images. The processor's own
+    of 0..255 values (float or uint8) or a list of same-size PIL images. Float values mean 0..255
+    (as the processor reads them: it rescales by 1/255), never 0..1: values outside [0, 255], NaN,
+    or a float video whose values all lie in [0, 1] (not all zero: likely already rescaled) raise
+    ValueError naming the range found, whether or not a resize follows. The processor's own
     resize (transformers rule, ``min_pixels``/``max_pixels`` of the published config) leaves such
     frames unchanged; when it would not, each frame is resized with PIL bicubic (transformers'
     video processor uses torchvision's resize there, which is not available here). Then rescale →
@@ -163,16 +197,36 @@ def preprocess_video(
         x = torch.as_tensor(frames)
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[0] < 1:
             raise ValueError(f"video frames must be [T, 3, H, W] with T >= 1, got shape {tuple(x.shape)}")
+        _check_video_range(x)
         video = x.permute(0, 2, 3, 1).numpy()  # [T, 3, H, W] -> [T, H, W, 3]
     T, height, width, _ = video.shape
     rh, rw = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+    check_pixel_limit(rh, rw, name="video frame", why=f" (from min_pixels={min_pixels!r}, max_pixels={max_pixels!r})")
     if (rh, rw) != (height, width):
-        video = np.stack([np.asarray(Image.fromarray(np.clip(f, 0, 255).astype(np.uint8)).resize(
+        video = np.stack([np.asarray(Image.fromarray(f.astype(np.uint8)).resize(
             (rw, rh), resample=Image.Resampling.BICUBIC)) for f in video])  # [T, H', W', 3]
     pixels = normalize(video)  # [T, H', W', 3] float32
     x = torch.from_numpy(np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)))  # [T, 3, H', W']
     patches, grid = patchify(x)  # [(T/2)*h*w, 1176]
     return patches, torch.tensor([grid], dtype=torch.long)
+
+
+def _check_video_range(x: torch.Tensor) -> None:
+    """Frames must hold 0..255 values (the same check whether or not a resize follows)."""
+    if x.dtype == torch.bool or x.is_complex():
+        raise ValueError(f"video frames must hold 0..255 values (uint8 or float), got dtype {x.dtype}")
+    if x.dtype == torch.uint8 or x.numel() == 0:
+        return
+    if x.is_floating_point() and not torch.isfinite(x).all():
+        raise ValueError("video frames hold NaN or infinite values; expected values in [0, 255]")
+    lo, hi = x.min().item(), x.max().item()
+    if lo < 0 or hi > 255:
+        raise ValueError(f"video frames hold values in [{lo:g}, {hi:g}]; expected [0, 255] (nothing is clipped: "
+                         f"convert or clip them first)")
+    if x.is_floating_point() and 0 < hi <= 1:
+        raise ValueError(f"video frames hold float values in [{lo:g}, {hi:g}]: float frames are read as 0..255 "
+                         f"(what media.fetch_video returns), so these look already rescaled to [0, 1]; multiply "
+                         f"by 255 first")
 
 
 def patchify(

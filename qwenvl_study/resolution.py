@@ -18,7 +18,8 @@ Defaults are the published Qwen2-VL-2B-Instruct ``preprocessor_config.json``:
 from __future__ import annotations
 
 import math
-from typing import Literal
+import numbers
+from typing import Literal, NamedTuple
 
 __all__ = [
     "PATCH_SIZE",
@@ -39,6 +40,11 @@ __all__ = [
     "count_image_tokens",
     "count_video_tokens",
     "grid_tokens",
+    "MODELS",
+    "ModelName",
+    "ProcessorPreset",
+    "PRESETS",
+    "smart_resize_frames",
 ]
 
 PATCH_SIZE = 14
@@ -50,20 +56,22 @@ MAX_PIXELS = 28 * 28 * 16384  # 12845056
 MAX_RATIO = 200
 
 Rule = Literal["transformers", "qwen-vl-utils"]
+ModelName = Literal["qwen2-vl", "qwen2.5-vl", "qwen3-vl"]
 RULES = ("transformers", "qwen-vl-utils")
 
 
 def check_int(name: str, value: object, minimum: int = 1) -> int:
-    """``value`` if it is an integer (not a bool) >= ``minimum``; else ValueError naming it and the limit."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``int(value)`` if it is an integer (numpy integers too; not a bool) >= ``minimum``; else
+    ValueError naming it and the limit."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)
 
 
 def _check_pixels(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def round_by_factor(number: float, factor: int) -> int:
@@ -102,11 +110,9 @@ def smart_resize(
     ``min_pixels`` / ``max_pixels`` may be floats: qwen-vl-utils' per-frame video budget
     (``total_pixels / nframes * 2``) is one, and rounding it would change ``beta``.
     """
-    check_int("height", height)
-    check_int("width", width)
-    check_int("factor", factor)
-    _check_pixels("min_pixels", min_pixels)
-    _check_pixels("max_pixels", max_pixels)
+    height, width = check_int("height", height), check_int("width", width)  # numpy integers → int
+    factor = check_int("factor", factor)
+    min_pixels, max_pixels = _check_pixels("min_pixels", min_pixels), _check_pixels("max_pixels", max_pixels)
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels={min_pixels} is larger than max_pixels={max_pixels}")
     if rule not in RULES:
@@ -170,19 +176,25 @@ def count_image_tokens(
     height: int,
     width: int,
     *,
-    min_pixels: int = MIN_PIXELS,
-    max_pixels: int = MAX_PIXELS,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     special_tokens: bool = True,
     rule: Rule = "transformers",
+    model: ModelName = "qwen2-vl",
 ) -> int:
     """LLM tokens for one image: (H'/28)*(W'/28) merged tokens, +2 for vision_start/vision_end.
 
     224x224 → 224x224 → 16x16 patches = 256 → 64 merged tokens → 66 with the special tokens.
     With ``min_pixels >= 3136`` (the published minimum) an image never gets fewer than 4 merged
-    tokens.
+    tokens. ``model`` picks the published processor defaults (:data:`PRESETS`): Qwen2.5-VL keeps
+    Qwen2-VL's; Qwen3-VL has 16 px patches (32 px per merged token) and bounds 65,536-16,777,216
+    pixels. ``min_pixels`` / ``max_pixels`` (None = the model's) override them.
     """
-    grid = image_grid_thw(height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
-    return grid_tokens(grid, special_tokens=special_tokens)
+    p = _preset(model)
+    grid = image_grid_thw(height, width, min_pixels=p.min_pixels if min_pixels is None else min_pixels,
+                          max_pixels=p.max_pixels if max_pixels is None else max_pixels,
+                          patch_size=p.patch_size, merge_size=p.merge_size, rule=rule)
+    return grid_tokens(grid, merge_size=p.merge_size, special_tokens=special_tokens)
 
 
 def count_video_tokens(
@@ -190,17 +202,35 @@ def count_video_tokens(
     height: int,
     width: int,
     *,
-    min_pixels: int = MIN_PIXELS,
-    max_pixels: int = MAX_PIXELS,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
     special_tokens: bool = True,
     rule: Rule = "transformers",
+    model: ModelName = "qwen2-vl",
 ) -> int:
-    """LLM tokens for a video of ``num_frames`` frames of HxW (per-frame pixel bounds given).
+    """LLM tokens for a video of ``num_frames`` (already sampled) frames of HxW.
 
-    Frames go in pairs (temporal patch 2): ceil(num_frames / 2) * (H'/28) * (W'/28), +2.
+    Frames go in pairs (temporal patch 2): ceil(num_frames / 2) * (H'/f) * (W'/f), f = 28 (32 for
+    Qwen3-VL). Qwen2-VL / Qwen2.5-VL: the pixel bounds are per frame (``smart_resize``), +2 wrapper
+    tokens. Qwen3-VL: the bounds are on the whole clip (frames x H' x W', :func:`smart_resize_frames`,
+    transformers' ``Qwen3VLVideoProcessor`` class defaults 131,072-786,432 pixels) and every temporal
+    patch is its own ``<|vision_start|> … <|vision_end|>`` run after a textual timestamp: +2 per
+    temporal patch (the timestamp text, e.g. ``<0.5 seconds>``, is tokenizer-dependent and not counted;
+    ``rule`` does not apply: transformers' one rule is used).
     """
-    grid = video_grid_thw(num_frames, height, width, min_pixels=min_pixels, max_pixels=max_pixels, rule=rule)
-    return grid_tokens(grid, special_tokens=special_tokens)
+    p = _preset(model)
+    lo = p.video_min_pixels if min_pixels is None else min_pixels
+    hi = p.video_max_pixels if max_pixels is None else max_pixels
+    if not p.whole_clip_budget:
+        grid = video_grid_thw(num_frames, height, width, min_pixels=lo, max_pixels=hi,
+                              patch_size=p.patch_size, merge_size=p.merge_size, rule=rule)
+        return grid_tokens(grid, merge_size=p.merge_size, special_tokens=special_tokens)
+    check_int("num_frames", num_frames)
+    rh, rw = smart_resize_frames(num_frames, height, width, factor=p.patch_size * p.merge_size,
+                                 temporal_factor=TEMPORAL_PATCH_SIZE, min_pixels=lo, max_pixels=hi)
+    t = math.ceil(num_frames / TEMPORAL_PATCH_SIZE)
+    per_slice = grid_tokens((1, rh // p.patch_size, rw // p.patch_size), merge_size=p.merge_size)
+    return t * (per_slice + (2 if special_tokens else 0))
 
 
 def grid_tokens(grid_thw: tuple[int, int, int], *, merge_size: int = MERGE_SIZE, special_tokens: bool = False) -> int:
@@ -214,3 +244,82 @@ def grid_tokens(grid_thw: tuple[int, int, int], *, merge_size: int = MERGE_SIZE,
         raise ValueError(f"grid (t={t}, h={h}, w={w}): t, h, w must be >= 1 and h, w multiples of "
                          f"merge_size={merge_size}")
     return t * h * w // merge_size**2 + (2 if special_tokens else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The successors' processor defaults (lesson 13; qwenvl_study.successors)
+# ---------------------------------------------------------------------------------------------
+class ProcessorPreset(NamedTuple):
+    """A model's published processor defaults: patch/merge sizes, pixel bounds, normalisation."""
+
+    patch_size: int
+    merge_size: int
+    min_pixels: int
+    max_pixels: int
+    video_min_pixels: int
+    video_max_pixels: int
+    whole_clip_budget: bool  # video bounds on frames x H x W (Qwen3-VL) rather than per frame
+    image_mean: tuple[float, float, float]
+    image_std: tuple[float, float, float]
+
+
+_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+PRESETS: dict[str, ProcessorPreset] = {
+    # Qwen2-VL-2B-Instruct / Qwen2.5-VL-7B-Instruct preprocessor_config.json (identical)
+    "qwen2-vl": ProcessorPreset(PATCH_SIZE, MERGE_SIZE, MIN_PIXELS, MAX_PIXELS, MIN_PIXELS, MAX_PIXELS, False,
+                                _CLIP_MEAN, _CLIP_STD),
+    "qwen2.5-vl": ProcessorPreset(PATCH_SIZE, MERGE_SIZE, MIN_PIXELS, MAX_PIXELS, MIN_PIXELS, MAX_PIXELS, False,
+                                  _CLIP_MEAN, _CLIP_STD),
+    # Qwen3-VL-*-Instruct preprocessor_config.json (16 px patches, 32 px per merged token, mean/std 0.5);
+    # video: transformers' Qwen3VLVideoProcessor class defaults (128*32*32 .. 768*32*32 pixels per clip)
+    "qwen3-vl": ProcessorPreset(16, 2, 65_536, 16_777_216, 128 * 32 * 32, 768 * 32 * 32, True,
+                                (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+}
+MODELS: tuple[str, ...] = tuple(PRESETS)
+
+
+def _preset(model: str) -> ProcessorPreset:
+    if model not in PRESETS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    return PRESETS[model]
+
+
+def smart_resize_frames(
+    num_frames: int,
+    height: int,
+    width: int,
+    *,
+    factor: int = 32,
+    temporal_factor: int = TEMPORAL_PATCH_SIZE,
+    min_pixels: float = 128 * 32 * 32,
+    max_pixels: float = 768 * 32 * 32,
+) -> tuple[int, int]:
+    """Qwen3-VL's video resize: like :func:`smart_resize`, but the bounds are on the whole clip.
+
+    Sides under ``factor`` are first scaled up (keeping the aspect); each side is rounded to a multiple
+    of ``factor`` and the frame count to a multiple of ``temporal_factor``; if frames x H' x W' exceeds
+    ``max_pixels`` both sides shrink by beta = sqrt(frames*H*W / max_pixels) (floor), if it is under
+    ``min_pixels`` they grow (ceil). Reference: ``smart_resize`` in
+    transformers/models/glm4v/video_processing_glm4v.py, used by ``Qwen3VLVideoProcessor``.
+    """
+    check_int("num_frames", num_frames, temporal_factor)
+    check_int("height", height)
+    check_int("width", width)
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height, width = int(height * scale), int(width * scale)
+    ratio = max(height, width) / min(height, width)
+    if ratio > MAX_RATIO:
+        raise ValueError(f"aspect ratio {ratio:.2f} of a {height}x{width} (HxW) video exceeds the limit of {MAX_RATIO}")
+    h_bar, w_bar = round_by_factor(height, factor), round_by_factor(width, factor)
+    t_bar = round_by_factor(num_frames, temporal_factor)
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt(num_frames * height * width / max_pixels)
+        h_bar = max(factor, floor_by_factor(height / beta, factor))
+        w_bar = max(factor, floor_by_factor(width / beta, factor))
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = ceil_by_factor(height * beta, factor)
+        w_bar = ceil_by_factor(width * beta, factor)
+    return h_bar, w_bar

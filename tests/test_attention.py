@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.attention import (BACKENDS, attention, attention_weights, available_backends,
                                     block_diagonal_mask, causal_mask, cu_seqlens_from_grid, cu_seqlens_from_lengths,
@@ -20,8 +21,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 @given(grid=grids)
 def test_cu_seqlens_equal_transformers(grid):
     g = torch.tensor(grid)
-    ours = cu_seqlens_from_grid(g)
-    assert ours.dtype == torch.int32 and torch.equal(ours, ref.hf_vision_cu_seqlens(g))
+    check = checks.cu_seqlens(g)
+    ours = check.ours
+    assert ours.dtype == torch.int32 and check.ok
     assert len(segment_lengths(ours)) == int(g[:, 0].sum())  # one segment per temporal slice
 
 

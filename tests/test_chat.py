@@ -4,7 +4,8 @@ The template is rendered by transformers' own Jinja code; the full input (text, 
 mm_token_type_ids, pixel_values, grids, pixel_values_videos) is compared with the seed's pipeline:
 qwen-vl-utils' process_vision_info → the template → ``Qwen2VLProcessor(text, images, videos)``
 (``reference.hf_prepare_inputs``; its video processor is assembled from transformers' parts, see
-reference.py). The tokenizer is the tiny real Qwen2 BPE written by ``reference.write_tiny_qwen2_tokenizer``.
+reference.py). The tokenizer is the real Qwen2-VL one (``qwenvl_study.tokenizer``); the tiny learnt Qwen2 BPE
+written by ``reference.write_tiny_qwen2_tokenizer`` is tested here too (it serves the tiny random models).
 """
 
 import json
@@ -15,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.chat import (CHAT_TEMPLATE, IMAGE_PAD, SPECIAL_TOKENS, VIDEO_PAD, build_prompt, expand_vision_pads,
                                load_tokenizer, prepare_inputs, split_special_tokens)
@@ -54,9 +56,8 @@ _message = st.builds(lambda role, content: {"role": role, "content": content},
 @given(messages=st.lists(_message, min_size=1, max_size=5), add_generation_prompt=st.booleans(),
        add_vision_id=st.booleans())
 def test_build_prompt_equals_the_jinja_template(messages, add_generation_prompt, add_vision_id):
-    ours = build_prompt(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
-    theirs = ref.hf_render_chat(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
-    assert ours == theirs
+    check = checks.chat_template(messages, add_generation_prompt=add_generation_prompt, add_vision_id=add_vision_id)
+    assert check.ours == check.reference
 
 
 def test_the_seed_prompt_is_pinned():
@@ -122,10 +123,13 @@ CONVERSATIONS = {
 
 @pytest.mark.parametrize("name", list(CONVERSATIONS))
 @pytest.mark.parametrize("add_vision_id", [False, True])
-def test_prepare_inputs_equals_the_processor(tokenizer, name, add_vision_id):
-    messages = CONVERSATIONS[name]
-    ours = prepare_inputs(messages, tokenizer, add_vision_id=add_vision_id)
-    theirs = ref.hf_prepare_inputs(messages, tokenizer, add_vision_id=add_vision_id)
+def test_prepare_inputs_equals_the_processor(name, add_vision_id):
+    """With the real Qwen2-VL tokenizer (prepare_inputs' default; the processor is given the same one)."""
+    from qwenvl_study.tokenizer import qwen2_tokenizer
+
+    tokenizer = qwen2_tokenizer()
+    check = checks.prepare_inputs(CONVERSATIONS[name], add_vision_id=add_vision_id)
+    ours, theirs = check.ours, check.reference
     assert set(theirs) <= set(ours)
     for key, value in theirs.items():
         assert ours[key].dtype == value.dtype, key
@@ -135,7 +139,7 @@ def test_prepare_inputs_equals_the_processor(tokenizer, name, add_vision_id):
 
 def test_prepare_inputs_without_tokenizer_and_from_a_directory(tokenizer_dir, tokenizer):
     messages = CONVERSATIONS["image + mp4"]
-    text_only = prepare_inputs(messages)
+    text_only = prepare_inputs(messages, tokenizer=False)
     assert "input_ids" not in text_only
     grid_i, grid_v = text_only["image_grid_thw"], text_only["video_grid_thw"]
     assert text_only["text"].count(IMAGE_PAD) == int(grid_i.prod()) // 4 == 391  # 644x476 → 46x34 patches
@@ -144,6 +148,33 @@ def test_prepare_inputs_without_tokenizer_and_from_a_directory(tokenizer_dir, to
     assert torch.equal(from_dir["input_ids"], prepare_inputs(messages, tokenizer)["input_ids"])
     types = from_dir["mm_token_type_ids"][0]
     assert int((types == 1).sum()) == 391 and int((types == 2).sum()) == 560
+
+
+def test_prepare_inputs_gives_the_real_ids_of_the_course_prompt():
+    """No tokenizer given: the real Qwen2-VL one; the course's prompt keeps its own ids inside the chat."""
+    from qwenvl_study.tokenizer import qwen2_tokenizer
+
+    messages = [{"role": "user", "content": [{"type": "image", "image": PNG, "max_pixels": 16 * 28 * 28},
+                                             {"type": "text", "text": "描述一下这张图片。"}]}]
+    ours = prepare_inputs(messages)
+    ids = ours["input_ids"][0].tolist()
+    assert ids == qwen2_tokenizer()(ours["text"])["input_ids"] and qwen2_tokenizer().decode(ids) == ours["text"]
+    start, end = ids.index(SPECIAL_TOKENS["<|vision_end|>"]) + 1, len(ids) - 5  # text, <|im_end|> \n <|im_start|> assistant \n
+    assert ids[start:end] == qwen2_tokenizer()("描述一下这张图片。")["input_ids"]
+    assert ids.count(SPECIAL_TOKENS[IMAGE_PAD]) == int(ours["image_grid_thw"].prod()) // 4
+
+
+def test_load_tokenizer_falls_back_to_the_real_one(tmp_path):
+    from qwenvl_study.tokenizer import qwen2_tokenizer
+
+    assert load_tokenizer(tmp_path) is qwen2_tokenizer()  # a checkpoint directory without tokenizer files
+    (tmp_path / "config.json").write_text(json.dumps({"text_config": {"vocab_size": 151936}}))
+    assert load_tokenizer(tmp_path) is qwen2_tokenizer()
+    (tmp_path / "config.json").write_text(json.dumps({"vocab_size": 512}))
+    with pytest.raises(ValueError, match="vocab_size 512 < the 151657 ids"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(FileNotFoundError, match="tokenizer directory not found"):
+        load_tokenizer(tmp_path / "missing")
 
 
 # --- the tiny tokenizer --------------------------------------------------------------------------------

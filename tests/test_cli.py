@@ -89,3 +89,49 @@ def test_explain_draws_images_and_videos(tmp_path, capsys):
     bad.write_bytes(b"not a video")
     assert main(["explain", str(bad), "--out", str(tmp_path / "x.png")]) == 1
     assert "bad.mp4: error:" in capsys.readouterr().err and not (tmp_path / "x.png").exists()
+
+
+def test_tour_without_qwen_vl_utils_reports_not_checked_and_exits_0(tmp_path, monkeypatch, capsys, one_thread):
+    """A plain `pip install .` has no qwen-vl-utils (a dev extra): the facts that need it become one
+    "not checked" line each, the rest still run, and the tour exits 0. Only the two sections that use it
+    run here (the full tour runs above)."""
+    import sys
+
+    from qwenvl_study.course import tour
+
+    monkeypatch.setitem(sys.modules, "qwen_vl_utils", None)  # `import qwen_vl_utils` now raises ModuleNotFoundError
+    monkeypatch.delitem(sys.modules, "qwen_vl_utils.vision_process", raising=False)
+    monkeypatch.setattr(tour, "SECTIONS", [s for s in tour.SECTIONS if "lesson 01" in s[0] or "07–08" in s[0]])
+    monkeypatch.setattr(tour, "FIGURES", [])
+    assert main(["tour", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if "not checked: qwen-vl-utils is not installed" in line]
+    assert len(lines) == 5  # 13x2000 rule; sample image, sample video, 10-min video tokens; the processor
+    assert "✔  224x224 → LLM tokens (64 merged + 2)" in out and "build_prompt ==" in out  # the rest still ran
+    assert " / 0 ✘ / 5 not checked (reference not installed)" in out
+
+
+# --- the real tokenizer: `tokens --prompt` counts the whole prompt ------------------------------
+def test_tokens_prompt_counts_template_text_and_vision(capsys):
+    import re
+
+    from qwenvl_study.chat import build_prompt, prepare_inputs
+    from qwenvl_study.course.samples import sample_path
+    from qwenvl_study.tokenizer import qwen2_tokenizer
+
+    png, mp4 = str(sample_path()), str(sample_path("sample.mp4"))
+    question = "描述一下这张图片。"  # the course's prompt
+    assert main(["tokens", "--prompt", question, png, mp4]) == 0
+    out = capsys.readouterr().out
+    per_file = [int(n) for n in re.findall(r"\(\+2 special = (\d+)\)", out)]  # the per-file lines
+    total, template, text, vision = map(int, re.search(
+        r"prompt: (\d+) tokens = template (\d+) \+ text (\d+) \+ vision (\d+)", out).groups())
+    tok = qwen2_tokenizer()
+    messages = [{"role": "user", "content": [{"type": "image", "image": png}, {"type": "video", "video": mp4},
+                                             {"type": "text", "text": question}]}]
+    assert total == prepare_inputs(messages)["input_ids"].shape[1]  # the full pipeline, frames decoded
+    assert text == len(tok(question)["input_ids"]) == 5
+    assert vision == sum(per_file) == 393 + 562
+    assert template == len(tok(build_prompt([{"role": "user", "content": ""}]))["input_ids"]) == total - text - vision
+    assert main(["tokens", "--prompt", "2024"]) == 0  # no files: a text-only prompt, digits one by one
+    assert "prompt: 23 tokens = template 19 + text 4 + vision 0" in capsys.readouterr().out

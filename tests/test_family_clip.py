@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qwenvl_study import clip_loss
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.family.clip import LOGIT_SCALE_INIT, LOGIT_SCALE_MAX, LogitScale, clip_logits, train_toy_clip
 
@@ -38,7 +39,10 @@ def test_clip_loss_equals_hand_derivation(s):
 def test_clip_loss_equals_transformers_clipmodel_loss(n, d, scale, seed):
     g = torch.Generator().manual_seed(seed)
     img, txt = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
-    assert abs(clip_loss(img, txt, scale).item() - ref.hf_clip_loss(img, txt, scale).item()) <= 1e-5
+    check = checks.clip_loss(img, txt, scale)
+    # 1e-5, relative once the loss exceeds 1: at scale 66 a loss of 61.9 has an fp32 spacing of 3.8e-6, and the
+    # two implementations differ by 3 of them (1.1e-5, found by hypothesis: n=4, d=2, seed=4)
+    assert check.max_abs_error <= 1e-5 * max(1.0, abs(check.reference))
 
 
 def test_clip_loss_equals_open_clip_clip_loss():

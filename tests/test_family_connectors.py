@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qwenvl_study.course import reference as ref
+from qwenvl_study.course import checks
 from qwenvl_study.family.blip2 import (
     BLIP2_QFORMER,
     MASK_KINDS,
@@ -102,13 +102,10 @@ def test_qwen_vl_resampler_equals_published_forward():
     query table bicubically interpolated to 8x8, as ``get_abs_pos`` does."""
     cfg = QwenVLConfig(image_size=56, patch_size=7, vit_width=24, num_queries=16, output_dim=32, head_dim=8)
     resampler = QwenVLResampler(cfg)
-    x = torch.randn(2, 64, 24)
-    with torch.no_grad():
-        ours = resampler(x)
-        theirs, published_pos = ref.qwen_vl_resampler_reference(resampler, x)
-    assert ours.shape == (2, 16, 32)
-    assert (ours - theirs).abs().max().item() <= 1e-5
-    assert (resampler.pos_embed - published_pos).abs().max().item() <= 1e-6
+    check = checks.qwen_vl_resampler(torch.randn(2, 64, 24), resampler=resampler)
+    assert check.ours.shape == (2, 16, 32)
+    assert check.max_abs_error <= 1e-5
+    assert check.details["pos_embed"] <= 1e-6
 
 
 def test_qwen_vl_sincos_layout_pinned():
@@ -172,28 +169,19 @@ def test_bad_mask_arguments():
 @pytest.fixture(scope="module")
 def qformers():
     torch.manual_seed(1)
-    theirs = ref.hf_qformer(TINY_QFORMER)
-    ours = QFormerModel(TINY_QFORMER)
-    ours.load_state_dict(theirs.state_dict(), strict=True)  # same names, same shapes
-    return ours, theirs
+    return checks.qformer_pair(TINY_QFORMER)  # ours holds transformers' state dict: same names, same shapes
 
 
 @pytest.mark.parametrize("kind", MASK_KINDS)
 def test_qformer_equals_transformers_under_every_mask(qformers, kind):
-    ours, theirs = qformers
     embeds, image = torch.randn(2, 4 + 3, 32), torch.randn(2, 5, 24)
-    mask = qformer_mask(kind, 4, 3)
-    with torch.no_grad():
-        a = ours(embeds, image, mask, query_length=4)
-        b = ref.hf_qformer_forward(theirs, embeds, image, mask, 4)
-    assert (a - b).abs().max().item() <= 1e-5
+    check = checks.qformer(embeds, image, qformer_mask(kind, 4, 3), 4, pair=qformers)
+    assert check.max_abs_error <= 1e-5
 
 
 def test_qformer_queries_only_equals_transformers(qformers):
-    ours, theirs = qformers
     q, image = torch.randn(3, 4, 32), torch.randn(3, 5, 24)
-    with torch.no_grad():
-        assert (ours(q, image) - ref.hf_qformer_forward(theirs, q, image, None, 4)).abs().max().item() <= 1e-5
+    assert checks.qformer(q, image, pair=qformers).max_abs_error <= 1e-5
 
 
 def test_itc_joint_pass_equals_separate_passes(qformers):
@@ -222,12 +210,9 @@ def test_blip2_connector_tiny_runs():
 # ------------------------------------------------------------------ LLaVA, MiniGPT
 def test_llava_projector_equals_transformers():
     cfg = replace(LLAVA_1_5_7B, vision_hidden_size=16, text_hidden_size=24)
-    theirs = ref.hf_llava_projector(cfg)
-    ours = LlavaMultiModalProjector(cfg)
-    ours.load_state_dict(theirs.state_dict(), strict=True)
-    x = torch.randn(2, 9, 16)
-    with torch.no_grad():
-        assert (ours(x) - theirs(x)).abs().max().item() <= 1e-5
+    ours, theirs = checks.llava_pair(cfg)  # strict state-dict load: same names, same shapes
+    assert isinstance(ours, LlavaMultiModalProjector)
+    assert checks.llava_projector(torch.randn(2, 9, 16), pair=(ours, theirs)).max_abs_error <= 1e-5
 
 
 @given(b=st.integers(1, 2), n=st.integers(1, 16), c=st.integers(1, 5))

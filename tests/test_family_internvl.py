@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from qwenvl_study import internvl_tile_grid, pixel_shuffle
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.family.internvl import (
     INTERNVL2_8B,
@@ -31,9 +32,9 @@ sides = st.integers(min_value=1, max_value=8000)
 def test_tile_grid_equals_transformers_with_min_num_1(w, h, max_num):
     """min_num=1 (the published default, every InternVL2 use): transformers' get_optimal_tiled_canvas
     and the published algorithm agree — a hypothesis sweep over sizes and max_num."""
-    ours = internvl_tile_grid(w, h, max_num=max_num)
-    assert ours == ref.hf_tile_grid(w, h, max_num=max_num)
-    cols, rows = ours
+    check = checks.tile_grid(w, h, max_num=max_num)
+    assert check.ok
+    cols, rows = check.ours
     assert 1 <= cols * rows <= max_num
 
 
@@ -41,8 +42,8 @@ def test_tile_grid_equals_transformers_with_min_num_1(w, h, max_num):
 def test_tile_grid_differs_from_transformers_only_on_equal_area_ties(w, h, lo, span):
     """Any min_num: where the published order and transformers' order pick different grids, the two
     are an exact tie — same area, same distance to the image's aspect ratio (see internvl.py)."""
-    ours = internvl_tile_grid(w, h, min_num=lo, max_num=lo + span)
-    theirs = ref.hf_tile_grid(w, h, min_num=lo, max_num=lo + span)
+    check = checks.tile_grid(w, h, min_num=lo, max_num=lo + span)
+    ours, theirs = check.ours, check.reference
     if ours != theirs:
         assert ours[0] * ours[1] == theirs[0] * theirs[1]
         assert abs(w / h - ours[0] / ours[1]) == abs(w / h - theirs[0] / theirs[1])
@@ -53,7 +54,7 @@ def test_tile_grid_sweep_of_common_sizes_and_max_num():
              (200, 2000), (1080, 1920), (896, 448), (1000, 1), (1, 1000), (4480, 448), (333, 1000)]
     for w, h in sizes:
         for max_num in range(1, 13):
-            assert internvl_tile_grid(w, h, max_num=max_num) == ref.hf_tile_grid(w, h, max_num=max_num), (w, h, max_num)
+            assert checks.tile_grid(w, h, max_num=max_num).ok, (w, h, max_num)
 
 
 @given(w=sides, h=sides, lo=st.integers(1, 12), span=st.integers(0, 12))
@@ -123,9 +124,10 @@ def test_bad_tiling_input_raises(tmp_path):
 @given(b=st.integers(1, 2), h=st.integers(1, 8), w=st.integers(1, 8), c=st.integers(1, 6))
 def test_pixel_shuffle_equals_transformers_and_inverts_exactly(b, h, w, c):
     x = torch.randn(b, 2 * h, 2 * w, c)
-    y = pixel_shuffle(x)
+    check = checks.pixel_shuffle(x)
+    y = check.ours
     assert y.shape == (b, h, w, 4 * c)
-    assert torch.equal(y, ref.hf_pixel_shuffle(x))  # bit-equal: the same reshapes and transposes
+    assert check.ok  # bit-equal to transformers': the same reshapes and transposes
     assert torch.equal(pixel_unshuffle(y), x)  # exact inverse
     # the channel order: out[i, j] = x[2i, 2j] | x[2i, 2j+1] | x[2i+1, 2j] | x[2i+1, 2j+1]
     blocks = x.reshape(b, h, 2, w, 2, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, 4 * c)

@@ -13,12 +13,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_environment_yml_agrees_with_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = set(project["dependencies"])
-    for extra in ("notebooks", "dev"):
+    for extra in ("notebooks", "dev", "site"):
         wanted |= set(project["optional-dependencies"][extra])
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     assert "-e ." in pip  # the package itself
     assert set(pip) - {"-e ."} == wanted
+
+
+def test_make_installs_every_extra_ci_needs():
+    """A fresh clone's `make test` / `make site` get the notebook, dev and site extras (not gpu)."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert '-e ".[notebooks,dev,site]"' in makefile
 
 
 def test_torch_stays_on_the_cpu_wheel_line():
@@ -36,7 +42,7 @@ def test_public_api_names_are_exported():
                  # lessons 07-08: media, chat, grounding
                  "process_vision_info", "fetch_image", "fetch_video", "plan_video", "smart_nframes", "MediaDefaults",
                  "MEDIA_PRESETS", "VideoPlan", "preprocess_video", "build_prompt", "expand_vision_pads",
-                 "prepare_inputs", "load_tokenizer", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "GroundedBox",
+                 "prepare_inputs", "load_tokenizer", "qwen2_tokenizer", "SPECIAL_TOKENS", "CHAT_TEMPLATE", "GroundedBox",
                  "to_normalized", "from_normalized", "format_grounding", "parse_grounding", "draw_boxes",
                  "internvl_tile_grid", "pixel_shuffle", "clip_loss", "token_budget", "format_budget",
                  # lesson 04
@@ -59,7 +65,7 @@ def test_submodules_are_not_shadowed_by_exports():
     import types
 
     for name in ["config", "resolution", "patching", "rope", "attention", "vision", "language", "model",
-                 "checkpoint", "media", "chat", "grounding", "cli", "family", "course", "course.reference",
-                 "course.figures", "course.tour", "course.env", "course.samples"]:
+                 "checkpoint", "media", "chat", "tokenizer", "grounding", "cli", "family", "course", "course.reference",
+                 "course.checks", "course.figures", "course.tour", "course.env", "course.samples"]:
         assert isinstance(getattr(qwenvl_study, name, importlib.import_module(f"qwenvl_study.{name}")),
                           types.ModuleType), name

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from qwenvl_study import PatchEmbed, patchify, preprocess_image
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.patching import open_image, resize_image, unpatchify
 from qwenvl_study.course.samples import sample_path
@@ -32,11 +33,11 @@ def test_preprocess_image_equals_the_pil_processor(h, w, mode, lo, hi, seed):
         return
     img = _image(h, w, mode, seed)
     min_pixels, max_pixels = lo * 28 * 28, hi * 28 * 28
-    pv, grid = preprocess_image(img, min_pixels=min_pixels, max_pixels=max_pixels)
-    hpv, hgrid = ref.hf_preprocess(img, min_pixels=min_pixels, max_pixels=max_pixels)
-    assert torch.equal(grid, hgrid) and grid.dtype == torch.long and grid.shape == (1, 3)
+    check = checks.preprocess_image(img, min_pixels=min_pixels, max_pixels=max_pixels)
+    (pv, grid), (hpv, hgrid) = check.ours, check.reference
+    assert check.details["grid_equal"] and grid.dtype == torch.long and grid.shape == (1, 3)
     assert pv.dtype == torch.float32 and pv.shape == hpv.shape and pv.shape[1] == 1176
-    assert (pv - hpv).abs().max().item() <= 1e-6
+    assert check.max_abs_error <= 1e-6
 
 
 @given(h=st.integers(1, 400), w=st.integers(1, 400), lo=st.integers(1, 64), hi=st.integers(64, 512),
@@ -54,10 +55,10 @@ def test_resize_image_equals_qwen_vl_utils_fetch_image(h, w, lo, hi, seed):
 
 
 def test_sample_image_and_path_input_equal_the_processor():
-    pv, grid = preprocess_image(sample_path())
-    hpv, hgrid = ref.hf_preprocess(Image.open(sample_path()))
-    assert torch.equal(grid, hgrid) and tuple(grid[0].tolist()) == (1, 34, 46)
-    assert (pv - hpv).abs().max().item() <= 1e-6
+    check = checks.preprocess_image(sample_path())
+    grid = check.ours[1]
+    assert check.details["grid_equal"] and tuple(grid[0].tolist()) == (1, 34, 46)
+    assert check.max_abs_error <= 1e-6
 
 
 def test_224_image_is_256_rows_of_1176():

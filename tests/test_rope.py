@@ -5,6 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.rope import (apply_mrope, apply_rotary_vision, mrope_cos_sin, rope_cos_sin, vision_cos_sin,
                                vision_position_ids)
@@ -18,9 +19,10 @@ grids = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 6).map(lambda x: 2 
 @given(grid=grids)
 def test_vision_position_ids_equal_transformers(grid):
     g = torch.tensor(grid)
-    ours = vision_position_ids(g)
+    check = checks.vision_position_ids(g, 2)
+    ours = check.ours
     assert ours.dtype == torch.long and ours.shape == (int(g.prod(-1).sum()), 2)
-    assert torch.equal(ours, ref.hf_vision_position_ids(g, 2))
+    assert check.ok
 
 
 def test_vision_position_ids_follow_the_processor_row_order():
@@ -34,14 +36,10 @@ def test_vision_rotary_equals_transformers(grid, head_dim):
     heads = 2
     pos = vision_position_ids(torch.tensor(grid))
     n = pos.shape[0]
-    hcos, hsin = ref.hf_vision_cos_sin(pos, head_dim)
-    cos, sin = vision_cos_sin(pos, head_dim)
-    assert (cos - hcos).abs().max() <= 1e-6 and (sin - hsin).abs().max() <= 1e-6
     q, k = torch.randn(n, heads, head_dim), torch.randn(n, heads, head_dim)
-    ours = apply_rotary_vision(q, k, cos, sin)
-    theirs = ref.hf_apply_rotary_vision(q, k, hcos, hsin)
-    for a, b in zip(ours, theirs):
-        assert (a - b).abs().max() <= 1e-6
+    errors = checks.vision_rotary(pos, q, k).details
+    assert errors["cos"] <= 1e-6 and errors["sin"] <= 1e-6
+    assert errors["q"] <= 1e-6 and errors["k"] <= 1e-6
 
 
 def test_vision_rotary_first_half_rows_second_half_columns():

