@@ -37,7 +37,8 @@ def main() -> None:
     ours = CourseQwen2VL(config, vocab).train()
     ours.load_state_dict(ref.published_state_dict(hf), strict=True)
     stage = STAGES[2]
-    samples = [make_sample(77, i, mix=stage.mix, max_turns=stage.max_turns) for i in range(args.batch)]
+    samples = [make_sample(77, i, mix=stage.mix, max_turns=stage.max_turns) for i in range(args.batch - 2)]
+    samples += [make_sample(77, 1000 + i, "direction") for i in range(2)]  # two videos in every batch
     batch = collate([encode_sample(s, tok, vocab) for s in samples], vocab.special("<|endoftext|>"))
     labels = batch.pop("labels")
     tokens = int(batch["attention_mask"].sum())

@@ -33,8 +33,8 @@ def test_smoke_run_trains_every_stage(one_process):
     out, result = one_process
     assert sorted(result["history"]) == ["stage0", "stage1", "stage2", "stage3"]
     curve = _curve(result["history"])
-    assert len(curve) == 12 and all(math.isfinite(v) and v > 0 for v in curve)
-    assert curve[-1] < curve[0]  # it learns something even in 12 tiny steps
+    assert len(curve) == 8 and all(math.isfinite(v) and v > 0 for v in curve)
+    assert curve[-1] < curve[0]  # it learns something even in 8 tiny steps
     for k in range(4):
         assert (out / f"stage{k}.safetensors").is_file() and (out / f"stage{k}.json").is_file()
     # the trainable parameters per stage follow the recipe

@@ -23,7 +23,7 @@ from .course import COURSE_MEDIA, Example, encode_messages
 from .data import Sample, make_sample, messages_for
 
 __all__ = ["HELDOUT_SEEDS", "GOALS", "heldout_set", "generate_answers", "score_answers", "evaluate", "ask", "iou",
-           "format_scores"]
+           "format_scores", "answer_boxes", "answer_iou", "well_formed"]
 
 HELDOUT_SEEDS = {"count": 9001, "find": 9002, "describe": 9003, "direction": 9004}
 GOALS = {"count": 0.95, "find": 0.85, "describe": 0.80, "direction": 0.95}
@@ -91,15 +91,37 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def answer_boxes(answer: str) -> list:
+    """The well-formed boxes of a model answer (``parse_grounding(strict=False)``: malformed ones skipped)."""
+    boxes, _errors = parse_grounding(answer, strict=False)
+    return boxes
+
+
 def answer_iou(sample: Sample, answer: str) -> float:
-    """IoU (pixels) of the first box in ``answer`` with the sample's true box; 0 when none parses."""
-    try:
-        boxes = parse_grounding(answer)
-    except ValueError:
-        return 0.0
+    """IoU (pixels) of the first well-formed box in ``answer`` with the sample's true box; 0 when none."""
+    boxes = answer_boxes(answer)
     if not boxes:
         return 0.0
     return iou(from_normalized(boxes[0].box, sample.scene.size), sample.target.box)
+
+
+def well_formed(sample: Sample, answer: str) -> bool:
+    """Is ``answer`` in the task's answer language (right or wrong)? count: a digit 1-5; find: one parsable
+    box after a "the colour kind" phrase; describe: 1-5 known "colour kind" names; direction: one of the 4 words."""
+    from .data import COLOURS, DIRECTIONS, KINDS, MAX_SHAPES
+
+    a = answer.strip()
+    if sample.task == "count":
+        return a in {str(k) for k in range(1, MAX_SHAPES + 1)}
+    if sample.task == "direction":
+        return a in DIRECTIONS
+    if sample.task == "describe":
+        names = {f"{c} {k}" for c in COLOURS for k in KINDS}
+        items = a.split(", ")
+        return 1 <= len(items) <= MAX_SHAPES and all(i in names for i in items)
+    boxes = answer_boxes(a)
+    names = {f"the {c} {k}" for c in COLOURS for k in KINDS}
+    return len(boxes) == 1 and boxes[0].phrase in names
 
 
 def score_answers(samples: Sequence[Sample], answers: Sequence[str]) -> tuple[float, list[bool]]:
@@ -125,6 +147,7 @@ def evaluate(model: Any, tokenizer: Any, n: int = 100, *, tasks: Sequence[str] =
         answers = generate_answers(model, tokenizer, convs, batch_size=batch_size, progress=progress)
         scores[task], ok = score_answers(samples, answers)
         details[task] = (samples, answers, ok)
+        details[task + "_well_formed"] = sum(well_formed(s, a) for s, a in zip(samples, answers)) / max(1, len(samples))
     return (scores, details) if return_details else scores
 
 

@@ -337,10 +337,10 @@ def train_lora(model: CourseQwen2VL, config: TrainConfig, tokenizer: Any, vocab:
 SMOKE_MODEL = dict(vision_width=32, vision_depth=1, text_width=64, text_layers=1, text_heads=4, kv_heads=2, mlp=128)
 
 
-def smoke_config(out: str | Path, *, steps: int = 3, batch_size: int = 4, progress: bool = False) -> TrainConfig:
+def smoke_config(out: str | Path, *, steps: int = 2, batch_size: int = 4, progress: bool = False) -> TrainConfig:
     """Every stage (and LoRA) for ``steps`` steps of ``batch_size`` at a tiny width: the CI run of this code."""
     stages = tuple(replace(s, steps=steps, batch_size=batch_size, warmup=1) for s in STAGES)
-    return TrainConfig(out=str(out), stages=stages, lora=replace(LORA_STAGE, steps=2, batch_size=batch_size, warmup=1),
+    return TrainConfig(out=str(out), stages=stages, lora=replace(LORA_STAGE, steps=1, batch_size=batch_size, warmup=1),
                        model=SMOKE_MODEL, eval_n=0, workers=0, progress=progress)
 
 
