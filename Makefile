@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-unit test-notebooks lab lab-command bench notebooks site site-check clean
+.PHONY: setup demo test test-unit test-notebooks lab lab-command bench notebooks site site-check train clean
 
 # Create .venv if missing and install the package with its notebook, dev and site extras.
 $(STAMP): pyproject.toml
@@ -50,6 +50,12 @@ bench: $(STAMP)
 ## Re-execute every notebook in place (refreshes the stored outputs that nbval compares).
 notebooks: $(STAMP)
 	$(PY) scripts/run_notebooks.py notebooks/*.ipynb
+
+## Train the course's tiny Qwen2-VL from nothing (issue 12): 2 processes (DDP, gloo) x 1 thread; stage
+## checkpoints, loss curves and scores in outputs/train (a rerun resumes finished stages); the final
+## weights replace the shipped qwenvl_study/train/course_model/.
+train: $(STAMP)
+	$(PY) -m torch.distributed.run --standalone --nproc_per_node 2 -m qwenvl_study.train --out outputs/train --ship qwenvl_study/train/course_model
 
 ## The course website: build/site/ from the notebooks' stored outputs (Sphinx + myst-nb, nothing re-executed).
 site: $(STAMP)

@@ -50,6 +50,10 @@ from .media import (
 # -- lessons 09-10: the VLM family (family/) ---------------------------------------------------
 from .family import clip_loss, format_budget, internvl_tile_grid, pixel_shuffle, token_budget
 
+# -- lesson 11: the trained course model (train/) ----------------------------------------------
+from .train.evaluate import ask
+from .train.shipped import load_course_model
+
 __all__ = [
     "QWEN2_VL_2B",
     "QWEN2_VL_7B",
@@ -101,4 +105,6 @@ __all__ = [
     "VisionTransformer",
     "Qwen2VL",
     "load_pretrained",
+    "ask",
+    "load_course_model",
 ]

@@ -1,0 +1,195 @@
+"""The course model: the project's ``Qwen2VL`` at a tiny width with a trimmed vocabulary, and its batches.
+
+Architecture (paper §2.1), unchanged at a small width: 2x14x14 tubes -> a 2D-RoPE ViT -> the 2x2
+PatchMerger MLP -> a Qwen2 decoder with M-RoPE and GQA. Only sizes differ from Qwen2-VL-2B (see
+``course_config``), and the vocabulary is trimmed (``vocab.py``): the model's token ids are *local*
+ids, ``CourseVocab`` maps them to and from the real tokenizer's ids at the boundary. The model is a
+``Qwen2VL`` subclass, so state-dict names are the published ones and transformers'
+``Qwen2VLForConditionalGeneration`` loads the same weights (the loss / gradient parity tests).
+
+Images enter as everywhere in the package: messages -> ``chat.prepare_inputs`` (which calls
+``media.process_vision_info``; videos as lists of PIL frames) with a small pixel budget
+(``CourseMedia``): the course model sees at most 12,544 pixels per image (16 merged tokens)
+and 3,136 per video frame, which keeps a training step cheap.
+
+Loss (``answer_loss``): next-token cross-entropy on the assistant's answers and their
+``<|im_end|>`` only; system, user, vision pads and padding carry label -100 — transformers'
+``ForCausalLMLoss`` (shift by one, ``ignore_index=-100``, mean over the supervised tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..chat import build_prompt, expand_vision_pads
+from ..config import Qwen2VLConfig, TextConfig, VisionConfig
+from ..model import Qwen2VL
+from .data import Sample, messages_for
+from .vocab import CourseVocab
+
+__all__ = ["CourseMedia", "COURSE_MEDIA", "course_config", "CourseQwen2VL", "Example", "encode_sample",
+           "encode_messages", "collate", "answer_loss", "answer_labels", "IGNORE"]
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class CourseMedia:
+    """Pixel budgets of the course model (``min_pixels``/``max_pixels`` of the vision items)."""
+
+    image_min_pixels: int = 56 * 56  # the published floor: 4 merged tokens
+    image_max_pixels: int = 112 * 112  # <= 16 merged tokens per image
+    video_min_pixels: int = 56 * 56
+    video_max_pixels: int = 56 * 56  # 4 merged tokens per 2-frame tube
+
+    def options(self, video: bool) -> dict[str, int]:
+        if video:
+            return {"min_pixels": self.video_min_pixels, "max_pixels": self.video_max_pixels}
+        return {"min_pixels": self.image_min_pixels, "max_pixels": self.image_max_pixels}
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+COURSE_MEDIA = CourseMedia()
+
+
+def course_config(vocab: CourseVocab, *, vision_width: int = 128, vision_depth: int = 4, text_width: int = 256,
+                  text_layers: int = 4, text_heads: int = 8, kv_heads: int = 2, mlp: int = 768) -> Qwen2VLConfig:
+    """The tiny Qwen2-VL: ViT width 128 x 4 blocks (4 heads of 32: 8 row + 8 column rotary pairs),
+    2x2 merger to 256, Qwen2 decoder 256 x 4 layers, GQA 8 query / 2 key-value heads of 32,
+    mrope_section (4, 6, 6), SwiGLU 768, tied embeddings over the trimmed vocabulary.
+    Special-token ids are the trimmed vocabulary's local ids."""
+    head_dim = text_width // text_heads
+    pairs = head_dim // 2
+    t = pairs // 4  # the published split 16/24/24 of 64 pairs, scaled: (t, h, w) = (1/4, 3/8, 3/8)
+    section = (t, (pairs - t) // 2, pairs - t - (pairs - t) // 2)
+    return Qwen2VLConfig(
+        vision=VisionConfig(depth=vision_depth, embed_dim=vision_width, num_heads=vision_width // 32,
+                            hidden_size=text_width),
+        text=TextConfig(vocab_size=vocab.size, hidden_size=text_width, intermediate_size=mlp,
+                        num_hidden_layers=text_layers, num_attention_heads=text_heads, num_key_value_heads=kv_heads,
+                        max_position_embeddings=4096, mrope_section=section),
+        tie_word_embeddings=True,
+        bos_token_id=vocab.special("<|endoftext|>"),
+        eos_token_id=vocab.special("<|im_end|>"),
+        vision_start_token_id=vocab.special("<|vision_start|>"),
+        vision_end_token_id=vocab.special("<|vision_end|>"),
+        vision_token_id=vocab.special("<|vision_pad|>"),
+        image_token_id=vocab.special("<|image_pad|>"),
+        video_token_id=vocab.special("<|video_pad|>"),
+        name="qwenvl-study course model",
+    )
+
+
+class CourseQwen2VL(Qwen2VL):
+    """``Qwen2VL`` over local ids, carrying its ``CourseVocab`` and ``CourseMedia`` (same parameters, same names)."""
+
+    def __init__(self, config: Qwen2VLConfig, vocab: CourseVocab, media: CourseMedia = COURSE_MEDIA,
+                 attn_backend: str = "auto") -> None:
+        super().__init__(config, attn_backend=attn_backend)
+        if config.text.vocab_size != vocab.size:
+            raise ValueError(f"config vocab_size={config.text.vocab_size} != trimmed vocabulary size {vocab.size}")
+        self.vocab = vocab
+        self.media = media
+
+
+@dataclass
+class Example:
+    """One encoded conversation: local ids [L], labels [L], and its pixels (image or video) if any."""
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    pixel_values: torch.Tensor | None = None
+    image_grid_thw: torch.Tensor | None = None
+    pixel_values_videos: torch.Tensor | None = None
+    video_grid_thw: torch.Tensor | None = None
+
+
+def answer_labels(ids: torch.Tensor, vocab: CourseVocab, tokenizer: Any) -> torch.Tensor:
+    """Labels for local ``ids [L]``: the tokens after each ``<|im_start|>assistant\\n`` up to and including
+    the next ``<|im_end|>``; -100 everywhere else (system, user, vision pads)."""
+    im_start, im_end = vocab.special("<|im_start|>"), vocab.special("<|im_end|>")
+    assistant = vocab.local(tokenizer.convert_tokens_to_ids("assistant"))
+    newline = vocab.local(tokenizer.encode("\n")[0])
+    labels = torch.full_like(ids, IGNORE)
+    L, k = ids.shape[0], 0
+    inside = False
+    while k < L:
+        if not inside and k + 2 < L and ids[k] == im_start and ids[k + 1] == assistant and ids[k + 2] == newline:
+            inside, k = True, k + 3
+            continue
+        if inside:
+            labels[k] = ids[k]
+            if ids[k] == im_end:
+                inside = False
+        k += 1
+    return labels
+
+
+def encode_messages(messages: list[dict], tokenizer: Any, vocab: CourseVocab, *, add_generation_prompt: bool,
+                    media: CourseMedia = COURSE_MEDIA) -> Example:
+    """Messages -> ``Example`` through the package's own pipeline (``process_vision_info`` -> preprocess ->
+    ``build_prompt`` -> pads expanded -> real ids -> local ids). A trailing answer's ``"\\n"`` is dropped:
+    the sequence ends at its ``<|im_end|>``."""
+    from ..media import process_vision_info
+    from ..patching import preprocess_image, preprocess_video
+
+    images, videos = process_vision_info(messages)
+    prompt = build_prompt(messages, add_generation_prompt=add_generation_prompt)
+    if not add_generation_prompt and prompt.endswith("<|im_end|>\n"):
+        prompt = prompt[:-1]
+    out: dict[str, Any] = {}
+    if images:
+        o = media.options(video=False)
+        pv, grids = zip(*(preprocess_image(im, min_pixels=o["min_pixels"], max_pixels=o["max_pixels"]) for im in images))
+        out["pixel_values"], out["image_grid_thw"] = torch.cat(pv), torch.cat(grids)
+    if videos:
+        o = media.options(video=True)
+        pv, grids = zip(*(preprocess_video(v, min_pixels=o["min_pixels"], max_pixels=o["max_pixels"]) for v in videos))
+        out["pixel_values_videos"], out["video_grid_thw"] = torch.cat(pv), torch.cat(grids)
+    text = expand_vision_pads(prompt, out.get("image_grid_thw"), out.get("video_grid_thw"))
+    ids = vocab.to_local(tokenizer.encode(text))
+    return Example(ids, answer_labels(ids, vocab, tokenizer), **out)
+
+
+def encode_sample(sample: Sample, tokenizer: Any, vocab: CourseVocab, media: CourseMedia = COURSE_MEDIA) -> Example:
+    """A training sample (question + answer) -> ``Example`` with its label mask."""
+    if sample.media is None:  # stage 0: text only
+        messages = [{"role": "user", "content": sample.question}, {"role": "assistant", "content": sample.answer}]
+    else:
+        messages = messages_for(sample, media_options=media.options(sample.is_video))
+    return encode_messages(messages, tokenizer, vocab, add_generation_prompt=False, media=media)
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch: ``input_ids``/``attention_mask``/``labels`` [B, L] + the pixels in batch order."""
+    L = max(e.input_ids.shape[0] for e in examples)
+    B = len(examples)
+    ids = torch.full((B, L), pad_id, dtype=torch.long)
+    labels = torch.full((B, L), IGNORE, dtype=torch.long)
+    mask = torch.zeros((B, L), dtype=torch.long)
+    for b, e in enumerate(examples):
+        n = e.input_ids.shape[0]
+        ids[b, :n], labels[b, :n], mask[b, :n] = e.input_ids, e.labels, 1
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    for key, grid_key in (("pixel_values", "image_grid_thw"), ("pixel_values_videos", "video_grid_thw")):
+        parts = [(getattr(e, key), getattr(e, grid_key)) for e in examples if getattr(e, key) is not None]
+        if parts:
+            batch[key] = torch.cat([p for p, _ in parts])
+            batch[grid_key] = torch.cat([g for _, g in parts])
+    return batch
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    """Next-token cross-entropy where ``labels != -100``: logits ``[B, L, V]`` predict ``labels[:, 1:]``.
+
+    ``reduction="mean"`` is transformers' ``Qwen2VLForConditionalGeneration(labels=...)`` loss;
+    ``"sum"`` lets a distributed run divide by the global count of supervised tokens."""
+    shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])  # [B*(L-1), V]
+    shift_labels = labels[:, 1:].reshape(-1)  # [B*(L-1)]
+    return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE, reduction=reduction)

@@ -1,0 +1,182 @@
+"""The paper's training recipe (§2.2), adapted to a 4M-parameter model trained from nothing on a CPU.
+
+| stage | paper (Qwen2-VL)                                         | here                                                     |
+|-------|----------------------------------------------------------|----------------------------------------------------------|
+| 0     | (Qwen2 LLM, pretrained on text elsewhere)                | LLM alone on text-only chats: the scene written as text, |
+|       |                                                          | then a question: the answer language, before any pixel   |
+| 1     | ViT only (LLM frozen), ~600B tokens of image-text pairs, | ViT + merger, LLM frozen, on all four tasks               |
+|       | OCR, classification                                      |                                                          |
+| 2     | everything unfrozen, 800B tokens: interleaved data, VQA, | everything, images and videos mixed (an image is two      |
+|       | video, grounding, agent data                             | identical frames), chats of 1-4 questions                 |
+| 3     | ViT frozen, LLM on ChatML instruction data               | ViT (+ merger) frozen, LLM on the same chats              |
+| 3'    | (not in the paper)                                       | LoRA on the LLM's q/k/v/o instead of full stage 3         |
+
+The paper's stage 1 trains "the ViT" (the merger is part of ``visual.*`` in the released code);
+here stage 1 trains all of ``visual.*``. Text-only supervision throughout: the loss is on the
+assistant's tokens only (``course.answer_loss``).
+
+``set_trainable`` is the freeze helper: it sets ``requires_grad`` on *parameters* (by name prefix)
+and prints the trainable parameters per module. Setting ``module.requires_grad = False`` on an
+``nn.Module`` only creates a Python attribute and freezes nothing (the bug of the official
+fine-tuning script's ``model.visual.requires_grad = False``); ``check_freeze_trap`` finds such
+attributes and refuses to train.
+
+LoRA (``lora_model``) goes through ``peft`` with explicit module names. Where the usual
+target lists land:
+
+| names                              | Qwen2-VL modules                         | Qwen2.5-VL modules                          |
+|------------------------------------|------------------------------------------|---------------------------------------------|
+| q_proj, k_proj, v_proj, o_proj     | LLM attention only                       | LLM attention only                          |
+| gate_proj, up_proj, down_proj      | LLM MLP only                             | LLM MLP **and** the ViT's MLP (SwiGLU there) |
+| qkv, proj                          | ViT attention (``visual.blocks.*.attn``) | ViT attention                               |
+| fc1, fc2                           | ViT MLP (``visual.blocks.*.mlp``)        | (absent: gate/up/down_proj)                  |
+| mlp.0, mlp.2                       | the merger's MLP                         | the merger's MLP                            |
+
+So "all linear layers of the LLM" written as the usual seven names silently adapts Qwen2.5-VL's
+ViT too; here the targets are a regex anchored at ``model.layers.N.self_attn.(q|k|v|o)_proj``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from torch import nn
+
+__all__ = ["Stage", "STAGES", "LORA_STAGE", "set_trainable", "trainable_table", "format_trainable",
+           "check_freeze_trap", "MODULE_GROUPS", "lora_model", "LORA_TARGET_REGEX", "LORA_NAME_TABLE"]
+
+# The module groups the freeze table reports (prefixes of the published state-dict names).
+MODULE_GROUPS: tuple[tuple[str, str], ...] = (
+    ("visual.patch_embed", "ViT patch embedding (Conv3d 2x14x14)"),
+    ("visual.blocks", "ViT blocks"),
+    ("visual.merger", "2x2 merger (MLP)"),
+    ("model.embed_tokens", "token embedding (tied lm_head)"),
+    ("model.layers", "decoder layers"),
+    ("model.norm", "final norm"),
+    ("lm_head", "lm_head (untied)"),
+    ("lora", "LoRA adapters"),
+)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: which parameters train (name prefixes), the data and the optimisation."""
+
+    index: int
+    name: str
+    trainable: tuple[str, ...]  # parameter-name prefixes that get requires_grad=True
+    data: str  # "text" (stage 0) or "vision" (images + videos)
+    steps: int
+    batch_size: int
+    lr: float
+    mix: dict[str, float] = field(default_factory=dict)  # task -> weight
+    max_turns: int = 1
+    warmup: int = 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+VISUAL, LLM = ("visual.",), ("model.", "lm_head")
+_ALL_TASKS = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 0.6}
+
+STAGES: tuple[Stage, ...] = (
+    Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=30, batch_size=32, lr=2e-3, warmup=10),
+    Stage(1, "ViT + merger, LLM frozen", VISUAL, "vision", steps=40, batch_size=16, lr=1e-3, mix=_ALL_TASKS,
+          warmup=10),
+    Stage(2, "everything, images + videos", VISUAL + LLM, "vision", steps=900, batch_size=16, lr=2e-3,
+          mix=_ALL_TASKS, max_turns=4, warmup=30),
+    Stage(3, "ViT frozen, LLM on chat instructions", LLM, "vision", steps=100, batch_size=16, lr=5e-4,
+          mix=_ALL_TASKS, max_turns=4, warmup=10),
+)
+LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "vision", steps=30, batch_size=16,
+                   lr=1e-3, mix=_ALL_TASKS, max_turns=4, warmup=5)
+
+
+def check_freeze_trap(model: nn.Module) -> None:
+    """Refuse a model where some ``nn.Module`` has a ``requires_grad`` *attribute* (it freezes nothing)."""
+    bad = [name or "<root>" for name, module in model.named_modules() if "requires_grad" in vars(module)]
+    if bad:
+        raise ValueError(
+            f"`module.requires_grad = ...` was set on {bad[:5]}{' ...' if len(bad) > 5 else ''}: on an nn.Module "
+            f"that only creates a Python attribute and freezes nothing. Freeze parameters instead: "
+            f"`module.requires_grad_(False)` or `set_trainable(model, prefixes)`.")
+
+
+def set_trainable(model: nn.Module, prefixes: Iterable[str], *, verbose: bool = True, title: str = "") -> list[dict]:
+    """``requires_grad = True`` exactly for parameters whose name starts with one of ``prefixes``
+    (False for all others); prints and returns the per-module table (``trainable_table``)."""
+    check_freeze_trap(model)
+    prefixes = tuple(prefixes)
+    for name, p in model.named_parameters():
+        p.requires_grad_(_matches(name, prefixes))
+    table = trainable_table(model)
+    if verbose:
+        print(format_trainable(table, title=title))
+    return table
+
+
+def _matches(name: str, prefixes: tuple[str, ...]) -> bool:
+    clean = name.replace("base_model.model.", "")
+    return any(clean.startswith(p) or (p == "lora_" and "lora_" in clean) for p in prefixes)
+
+
+def _group(name: str) -> str:
+    clean = name.replace("base_model.model.", "")
+    if "lora_" in clean:
+        return "lora"
+    for prefix, _ in MODULE_GROUPS:
+        if clean.startswith(prefix):
+            return prefix
+    return clean.split(".")[0]
+
+
+def trainable_table(model: nn.Module) -> list[dict]:
+    """Rows ``{"module", "what", "trainable", "total"}`` per module group (parameters counted once)."""
+    rows: dict[str, dict] = {}
+    seen: set[int] = set()
+    what = dict(MODULE_GROUPS)
+    for name, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        g = _group(name)
+        row = rows.setdefault(g, {"module": g, "what": what.get(g, g), "trainable": 0, "total": 0})
+        row["total"] += p.numel()
+        row["trainable"] += p.numel() if p.requires_grad else 0
+    order = [g for g, _ in MODULE_GROUPS]
+    return sorted(rows.values(), key=lambda r: order.index(r["module"]) if r["module"] in order else len(order))
+
+
+def format_trainable(table: list[dict], title: str = "") -> str:
+    total = sum(r["total"] for r in table)
+    train = sum(r["trainable"] for r in table)
+    lines = [title] if title else []
+    lines.append(f"{'module':<20} {'trainable':>10} {'total':>10}")
+    for r in table:
+        lines.append(f"{r['module']:<20} {r['trainable']:>10,} {r['total']:>10,}")
+    lines.append(f"{'all':<20} {train:>10,} {total:>10,}  ({100 * train / max(total, 1):.1f}% trainable)")
+    return "\n".join(lines)
+
+
+LORA_TARGET_REGEX = r"model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"
+LORA_NAME_TABLE: list[tuple[str, str, str]] = [
+    ("q_proj, k_proj, v_proj, o_proj", "LLM attention", "LLM attention"),
+    ("gate_proj, up_proj, down_proj", "LLM MLP", "LLM MLP + ViT MLP (caught silently)"),
+    ("qkv, proj", "ViT attention", "ViT attention"),
+    ("fc1, fc2", "ViT MLP", "-"),
+    ("mlp.0, mlp.2", "merger MLP", "merger MLP"),
+]
+
+
+def lora_model(model: nn.Module, *, r: int = 16, alpha: int = 32, dropout: float = 0.0) -> nn.Module:
+    """``peft`` LoRA on the LLM's q/k/v/o only (never ``visual.*``); base weights frozen by peft."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGET_REGEX, bias="none")
+    peft_model = get_peft_model(model, config)
+    wrapped = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A")]
+    if not wrapped or any("visual" in n for n in wrapped):
+        raise RuntimeError(f"LoRA must wrap the LLM's q/k/v/o only, wrapped: {wrapped}")
+    return peft_model

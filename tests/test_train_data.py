@@ -1,0 +1,158 @@
+"""The data contract of issue 12, checked on the rendered pixels (not only on the generator's own records)."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from qwenvl_study.grounding import parse_grounding, to_normalized
+from qwenvl_study.train import data as D
+
+
+def _pixel(image, x, y):
+    return tuple(int(v) for v in np.asarray(image)[int(y), int(x)])
+
+
+def _check_canvas(scene):
+    w, h = scene.size
+    assert D.CANVAS_MIN <= w <= D.CANVAS_MAX and D.CANVAS_MIN <= h <= D.CANVAS_MAX
+    assert max(w, h) <= 3 * min(w, h)
+    assert all(200 <= c <= 255 for c in scene.background)
+
+
+def _check_shapes(scene, image):
+    w, h = scene.size
+    short = min(w, h)
+    arr = np.asarray(image)
+    assert image.size == (w, h) and image.mode == "RGB"
+    for s in scene.shapes:
+        x1, y1, x2, y2 = s.box
+        assert 0 <= x1 and 0 <= y1 and x2 <= w and y2 <= h
+        assert max(14, 0.15 * short) <= s.side <= 0.4 * short
+        colour = D.COLOURS[s.colour]
+        cx, cy = x1 + s.side / 2, y1 + s.side / 2
+        if s.kind == "triangle":  # apex up: filled just above the base's middle, empty at the top corners
+            assert _pixel(image, cx, y2 - 2) == colour
+            assert _pixel(image, x1, y1) == scene.background and _pixel(image, x2 - 1, y1) == scene.background
+            assert _pixel(image, x1 + 1, y2 - 1) == colour  # the base lies on the box's bottom edge
+        elif s.kind == "square":  # fills the box: all four corners
+            assert _pixel(image, cx, cy) == colour
+            assert _pixel(image, x1, y1) == colour and _pixel(image, x2 - 1, y2 - 1) == colour
+        else:  # circle: centre filled, corners empty, the top of the circle touches the box's top edge
+            assert _pixel(image, cx, cy) == colour
+            assert _pixel(image, x1, y1) == scene.background
+            assert _pixel(image, cx, y1) == colour
+        # nothing drawn just outside the box on the left (shapes are >= 4 px apart)
+        if x1 >= 1:
+            column = arr[y1:y2, x1 - 1]
+            assert (column == np.array(scene.background)).all()
+    for i, a in enumerate(scene.shapes):
+        for b in scene.shapes[i + 1:]:
+            assert D._apart(a.box, b.box, 4)
+    # every pixel outside the boxes is background
+    mask = np.ones((h, w), bool)
+    for s in scene.shapes:
+        x1, y1, x2, y2 = s.box
+        mask[y1:y2, x1:x2] = False
+    assert (arr[mask] == np.array(scene.background)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10**6), index=st.integers(0, 10**6), task=st.sampled_from(["count", "find", "describe"]))
+def test_image_samples_follow_the_contract(seed, index, task):
+    s = D.make_sample(seed, index, task)
+    _check_canvas(s.scene)
+    _check_shapes(s.scene, s.media)
+    shapes = s.scene.shapes
+    assert 1 <= len(shapes) <= 5
+    if task == "count":
+        assert s.question == "How many shapes are there?" and s.answer == str(len(shapes)) and s.answer.isdigit()
+    elif task == "describe":
+        order = sorted(shapes, key=lambda t: (t.x + t.side / 2, t.y + t.side / 2))
+        assert s.answer == ", ".join(f"{t.colour} {t.kind}" for t in order)
+    else:
+        target = s.target
+        assert sum(t.name == target.name for t in shapes) == 1  # only asked when unique
+        assert s.question == f"Find the {target.colour} {target.kind}."
+        (box,) = parse_grounding(s.answer)
+        assert box.phrase == f"the {target.name}" and box.box == to_normalized(target.box, s.scene.size)
+        assert s.answer.startswith("<|object_ref_start|>the ") and s.answer.endswith("<|box_end|>")
+
+
+def _centroid(frame, colour):
+    arr = np.asarray(frame)
+    ys, xs = np.nonzero((arr == np.array(colour)).all(-1))
+    return xs.mean(), ys.mean()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10**6), index=st.integers(0, 10**6))
+def test_videos_follow_the_contract(seed, index):
+    frames, first, mover, direction, scenes = D.random_video(__import__("random").Random(f"{seed}:{index}"))
+    assert 4 <= len(frames) <= 12 and len(frames) % 2 == 0
+    assert len({f.size for f in frames}) == 1
+    _check_canvas(first)
+    for frame, scene in zip(frames, scenes):
+        _check_shapes(scene, frame)
+    assert len(first.shapes) - 1 <= 2
+    # straight line, constant speed, >= 30% of the extent, in the stated direction
+    xs = [sc.shapes[0].x for sc in scenes]
+    ys = [sc.shapes[0].y for sc in scenes]
+    w, h = first.size
+    along, across, extent = (xs, ys, w) if direction in ("left", "right") else (ys, xs, h)
+    assert len(set(across)) == 1
+    steps = np.diff(along)
+    assert np.all(np.abs(steps - steps.mean()) <= 1)  # constant speed up to integer rounding
+    assert abs(along[-1] - along[0]) >= 0.3 * extent
+    sign = 1 if direction in ("right", "down") else -1
+    assert sign * (along[-1] - along[0]) > 0
+    # the statics are off the path and never share the mover's (colour, kind)
+    x0, y0, s = xs[0], ys[0], mover.side
+    swept = (min(xs), min(ys), max(xs) + s, max(ys) + s)
+    for other in first.shapes[1:]:
+        assert D._apart(other.box, swept, 4) and other.name != mover.name
+    # the pixels agree: the mover's colour centroid moves the stated way (when its colour is unique)
+    if all(o.colour != mover.colour for o in first.shapes[1:]):
+        (ax, ay), (bx, by) = _centroid(frames[0], D.COLOURS[mover.colour]), _centroid(frames[-1], D.COLOURS[mover.colour])
+        delta = {"right": bx - ax, "left": ax - bx, "down": by - ay, "up": ay - by}[direction]
+        assert delta >= 0.3 * extent - 1
+
+
+def test_direction_sample_question_and_answer():
+    s = D.make_sample(7, 3, "direction")
+    assert s.is_video and s.answer in D.DIRECTIONS
+    assert s.question == f"Which way does the {s.scene.shapes[0].colour} {s.scene.shapes[0].kind} move?"
+
+
+def test_deterministic_and_seeds_differ():
+    a, b = D.make_sample(11, 5), D.make_sample(11, 5)
+    assert (a.question, a.answer) == (b.question, b.answer)
+    ma = a.media if not a.is_video else a.media[0]
+    mb = b.media if not b.is_video else b.media[0]
+    assert ma.tobytes() == mb.tobytes()
+    answers = {D.make_sample(seed, 0, "describe").answer for seed in range(8)}
+    assert len(answers) > 4
+
+
+def test_training_and_heldout_seeds_are_distinct():
+    from qwenvl_study.train.evaluate import HELDOUT_SEEDS
+    from qwenvl_study.train.loop import STAGE_SEED
+    from qwenvl_study.train.recipe import STAGES
+
+    train_seeds = {STAGE_SEED + s.index for s in STAGES}
+    assert not train_seeds & set(HELDOUT_SEEDS.values())
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="n_shapes"):
+        D.random_scene(__import__("random").Random(0), n_shapes=6)
+    with pytest.raises(ValueError, match="unknown task"):
+        D.make_sample(0, 0, "colour")
+
+
+def test_text_samples_state_the_scene():
+    s = D.make_text_sample(3, 1)
+    assert s.media is None and s.question.endswith("?") or s.question.endswith(".")
+    for i in range(20):
+        t = D.make_text_sample(4, i)
+        if t.task == "count":
+            assert t.question.count(";") + 1 == int(t.answer)

