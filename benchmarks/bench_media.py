@@ -7,24 +7,12 @@ torchvision's ``read_video`` (``reference.qvu_fetch_video``); ours streams and s
 sampled frame. Run: ``PYTHONPATH=. python benchmarks/bench_media.py`` (``make bench``).
 """
 
-import statistics
-import time
-
 from qwenvl_study.course import reference as ref
+from qwenvl_study.course.env import median_time as timed
 from qwenvl_study.chat import prepare_inputs
 from qwenvl_study.tokenizer import qwen2_tokenizer
 from qwenvl_study.media import fetch_image, fetch_video
 from qwenvl_study.course.samples import sample_path
-
-
-def timed(fn, repeat=5):
-    fn()  # warm-up (imports, caches)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

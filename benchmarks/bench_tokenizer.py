@@ -16,22 +16,13 @@ Run: ``PYTHONPATH=. python benchmarks/bench_tokenizer.py`` (``make bench``). No 
 from __future__ import annotations
 
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import unicodedata
 
-
-def median_time(fn, repeat: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from qwenvl_study.course.env import median_time
 
 
 def build_times() -> None:
@@ -69,25 +60,25 @@ def encode_rows(threads: str) -> None:
     assert ours_ids == enc.encode_batch(nfc, allowed_special="all", **({"num_threads": 1} if n_threads else {}))
     n_tokens = sum(map(len, ours_ids))
     single_tiktoken = median_time(lambda: [enc.encode(unicodedata.normalize("NFC", t), allowed_special="all")
-                                           for t in texts])
+                                           for t in texts], repeat=3)
     long_text = "\n".join(texts)
     assert backend.encode(long_text, add_special_tokens=False).ids == enc.encode(unicodedata.normalize("NFC", long_text),
                                                                                 allowed_special="all")
     rows = [
         ("one long text (all joined): tokenizers backend", lambda: backend.encode(long_text, add_special_tokens=False),
-         median_time(lambda: enc.encode(unicodedata.normalize("NFC", long_text), allowed_special="all"))),
+         median_time(lambda: enc.encode(unicodedata.normalize("NFC", long_text), allowed_special="all"), repeat=3)),
         ("one text at a time: transformers tok(text)", lambda: [tok(t)["input_ids"] for t in texts], single_tiktoken),
         ("one text at a time: tokenizers backend", lambda: [backend.encode(t, add_special_tokens=False).ids
                                                             for t in texts], single_tiktoken),
         ("batch: tokenizers encode_batch", lambda: backend.encode_batch(texts, add_special_tokens=False),
          median_time(lambda: enc.encode_batch([unicodedata.normalize("NFC", t) for t in texts], allowed_special="all",
-                                              **({"num_threads": 1} if n_threads else {})))),
+                                              **({"num_threads": 1} if n_threads else {})), repeat=3)),
     ]
     print(f"encode, {mb:.2f} MB, {n_tokens:,} tokens, {len(texts)} texts, threads: {threads} "
           f"(tiktoken one at a time: {mb / single_tiktoken:.1f} MB/s)")
     print(f"  {'ours':<48} {'MB/s':>7} {'Mtok/s':>7} {'tiktoken MB/s':>14} {'ours/tiktoken':>14}")
     for name, fn, theirs in rows:
-        ours = median_time(fn)
+        ours = median_time(fn, repeat=3)
         print(f"  {name:<48} {mb / ours:>7.1f} {n_tokens / ours / 1e6:>7.2f} {mb / theirs:>14.1f} {theirs / ours:>14.2f}")
 
 

@@ -61,6 +61,20 @@ def preamble(*, needs_cuda: bool = False, needs_weights: bool = False, dpi: int 
     return facts
 
 
+def median_time(fn, repeat: int = 5) -> float:
+    """Median wall time in seconds of ``repeat`` calls of ``fn`` after one warm-up call (imports, caches)."""
+    import statistics
+    import time
+
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def measure(fn, device=None):
     """Run ``fn()`` once: ``(result, seconds, peak)``. On CUDA the time is synchronised and ``peak`` is
     the allocator's peak in GiB during the call; on CPU torch keeps no peak counter, so ``peak`` is None."""
