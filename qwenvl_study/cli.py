@@ -336,21 +336,33 @@ def _chat(args: argparse.Namespace) -> int:
                 return 2
             model, tokenizer = load_course_model()
             model = model.to(device)
-        content = ([{"type": "image", "image": str(p)} for p in args.image]
-                   + ([{"type": "video", "video": str(args.video)}] if args.video else [])
+        # The course model speaks its trimmed vocabulary (local ids) and has its own pixel budget.
+        vocab, media = getattr(model, "vocab", None), getattr(model, "media", None)
+        options = (lambda video: media.options(video)) if media is not None else (lambda video: {})
+        content = ([{"type": "image", "image": str(p), **options(False)} for p in args.image]
+                   + ([{"type": "video", "video": str(args.video), **options(True)}] if args.video else [])
                    + [{"type": "text", "text": args.question}])
-        inputs = prepare_inputs([{"role": "user", "content": content}], tokenizer)
+        messages = [{"role": "user", "content": content}]
+        if vocab is None:
+            kw = model_inputs(prepare_inputs(messages, tokenizer), device, next(model.parameters()).dtype)
+        else:
+            from .train.course import encode_messages
+
+            example = encode_messages(messages, tokenizer, vocab, add_generation_prompt=True, media=media)
+            kw = {k: v.to(device) for k, v in vars(example).items() if v is not None and k != "labels"}
+            kw["input_ids"] = kw["input_ids"][None]  # [L] -> [1, L]
     except (OSError, ValueError) as err:
         print(f"chat: error: {err}", file=sys.stderr)
         return 1
-    kw = model_inputs(inputs, device, next(model.parameters()).dtype)
     ids = kw["input_ids"]
-    vision = int(sum((ids == SPECIAL_TOKENS[t]).sum() for t in ("<|image_pad|>", "<|video_pad|>")))
+    pads = [SPECIAL_TOKENS[t] if vocab is None else vocab.special(t) for t in ("<|image_pad|>", "<|video_pad|>")]
+    vision = int(sum((ids == pad).sum() for pad in pads))
     print(f"model loaded in {time.perf_counter() - start:.1f} s on {device} "
           f"({str(next(model.parameters()).dtype).replace('torch.', '')})", file=sys.stderr)
     streamer = TextStreamer(tokenizer)
+    stream = streamer if vocab is None else (lambda token: streamer(vocab.to_real(token.cpu())))
     begin = time.perf_counter()
-    new = model.generate(**kw, max_new_tokens=args.max_new_tokens, streamer=streamer)
+    new = model.generate(**kw, max_new_tokens=args.max_new_tokens, streamer=stream)
     end = time.perf_counter()
     print()
     n, first = new.shape[1], streamer.times[0] - begin if streamer.times else float("nan")

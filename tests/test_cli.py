@@ -188,3 +188,20 @@ def test_tokens_prompt_counts_template_text_and_vision(capsys):
     assert template == len(tok(build_prompt([{"role": "user", "content": ""}]))["input_ids"]) == total - text - vision
     assert main(["tokens", "--prompt", "2024"]) == 0  # no files: a text-only prompt, digits one by one
     assert "prompt: 23 tokens = template 19 + text 4 + vision 0" in capsys.readouterr().out
+
+
+def test_chat_without_weights_asks_the_course_model_like_ask(tmp_path, capsys, one_thread):
+    """The default model is the shipped course model: its trimmed ids are mapped at the boundary, its pixel
+    budget applied, and the streamed answer is what ``qwenvl_study.ask`` answers for the same image."""
+    import qwenvl_study
+    from qwenvl_study.train.data import make_sample
+
+    sample = make_sample(9001, 3, task="find")  # a held-out seed
+    image = tmp_path / "shapes.png"
+    sample.media.save(image)
+    assert main(["chat", "--image", str(image), "--max-new-tokens", "40", sample.question]) == 0
+    captured = capsys.readouterr()
+    model, tokenizer = qwenvl_study.load_course_model()
+    expected = qwenvl_study.ask(model, tokenizer, str(image), sample.question, max_new_tokens=40)
+    assert captured.out.strip() == tokenizer.decode(tokenizer.encode(expected), skip_special_tokens=True).strip()
+    assert "time to first token" in captured.err and " vision)" in captured.err and " 0 vision)" not in captured.err
