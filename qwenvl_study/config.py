@@ -223,6 +223,13 @@ def require_vision_heads(width: int, num_heads: int, width_name: str = "embed_di
         raise ValueError(f"vision head_dim={width // num_heads} must be divisible by 4 (2D-RoPE: rows and columns)")
 
 
+def require_block_indexes(obj: Any, name: str, depth: int) -> None:
+    """Each index in the field ``name`` of ``obj`` must name one of the ``depth`` blocks (0 .. depth - 1)."""
+    bad = [i for i in getattr(obj, name) if not 0 <= i < depth]
+    if bad:
+        raise ValueError(f"{name} {bad} lie outside the {depth} blocks")
+
+
 def require_positive_numbers(obj: Any, *names: str) -> None:
     """Each named field of the config ``obj`` must be a finite number > 0."""
     for name in names:
@@ -233,7 +240,8 @@ def require_positive_numbers(obj: Any, *names: str) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # The published models (config.json of Qwen/Qwen2-VL-{2B,7B,72B}-Instruct). The ViT is the same
-# 675M tower for every size; only the merger's output width follows the LLM.
+# tower for every size except the merger's output width, which follows the LLM: 665M / 676M / 699M
+# parameters for 2B / 7B / 72B (the paper's "675M").
 # ----------------------------------------------------------------------------------------------
 QWEN2_VL_2B = Qwen2VLConfig(
     vision=VisionConfig(hidden_size=1536),

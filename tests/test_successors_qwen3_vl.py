@@ -193,3 +193,14 @@ def test_grid_grounding_round_trip(w, h, data):
     assert all(0 <= v <= 1000 for v in box)
     back = q.from_grid(box, (w, h))
     assert all(abs(a - b) <= s / 2000 + 1e-9 for a, b, s in zip(back, (x1, y1, x2, y2), (w, h, w, h)))
+
+
+@pytest.mark.parametrize("module, field", [("qwen2_5_vl", "fullatt_block_indexes"), ("qwen3_vl", "deepstack_visual_indexes")])
+def test_block_indexes_outside_the_tower_are_refused(module, field):
+    import dataclasses
+    import importlib
+
+    config_cls = importlib.import_module(f"qwenvl_study.successors.{module}").VisionConfig
+    depth = config_cls().depth
+    with pytest.raises(ValueError, match=rf"{field} \[{depth}\] lie outside the {depth} blocks"):
+        dataclasses.replace(config_cls(), **{field: (0, depth)})

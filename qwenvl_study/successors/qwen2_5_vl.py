@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import AttentionBackendChoice, cu_seqlens_from_grid
-from ..config import require_positive, require_vision_heads
+from ..config import require_block_indexes, require_positive, require_vision_heads
 from ..language import RMSNorm
 from ..patching import PatchEmbed
 from ..resolution import MAX_PIXELS, MIN_PIXELS, check_grids, check_int, smart_resize
@@ -91,9 +91,7 @@ class VisionConfig:
                              f"= {self.patch_size * self.spatial_merge_size}")
         if self.hidden_act != "silu":
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported (Qwen2.5-VL uses 'silu')")
-        bad = [i for i in self.fullatt_block_indexes if not 0 <= i < self.depth]
-        if bad:
-            raise ValueError(f"fullatt_block_indexes {bad} lie outside the {self.depth} blocks")
+        require_block_indexes(self, "fullatt_block_indexes", self.depth)
 
     @property
     def head_dim(self) -> int:

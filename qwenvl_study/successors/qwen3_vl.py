@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attention import AttentionBackendChoice, cu_seqlens_from_grid
-from ..config import require_positive, require_vision_heads
+from ..config import require_block_indexes, require_positive, require_vision_heads
 from ..patching import PatchEmbed
 from ..resolution import check_grids
 from ..rope import (IMAGE_TOKEN_ID, VIDEO_TOKEN_ID, VISION_START_TOKEN_ID, inverse_frequencies, mrope_position_ids)
@@ -103,9 +103,7 @@ class VisionConfig:
             raise ValueError(f"num_position_embeddings={self.num_position_embeddings} must be a square (side x side)")
         if self.hidden_act != "gelu_pytorch_tanh":
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported (Qwen3-VL uses 'gelu_pytorch_tanh')")
-        bad = [i for i in self.deepstack_visual_indexes if not 0 <= i < self.depth]
-        if bad:
-            raise ValueError(f"deepstack_visual_indexes {bad} lie outside the {self.depth} blocks")
+        require_block_indexes(self, "deepstack_visual_indexes", self.depth)
 
     @property
     def head_dim(self) -> int:
