@@ -47,9 +47,9 @@ from qwenvl_study.course.samples import sample_path
 # 2. if the result has more than `max_pixels`, shrink both sides by β = √(H·W / max_pixels) and round
 #    *down* to multiples of 28; if it has fewer than `min_pixels`, grow both sides by β = √(min_pixels / (H·W))
 #    and round *up*. One factor for both sides: the aspect ratio survives as well as multiples of 28 allow;
-# 3. the **aspect guard**: an image longer than 200× its width (or the reverse) is refused — its short side
-#    could not be kept at ≥ 28 px without blowing the pixel budget, so the processor raises instead of
-#    distorting it.
+# 3. the **aspect guard**: an image more than 200 times longer than it is wide (or the reverse) is refused —
+#    rounding its short side up to 28 px would stretch it and inflate its pixel count far past the intended
+#    budget, so the processor raises instead.
 #
 # The published Qwen2-VL-2B-Instruct preprocessor uses `min_pixels = 56·56 = 3136` (the area of 2×2 = 4
 # tokens) and `max_pixels = 28·28·16384 = 12,845,056` (at most 16384 tokens). Those are the package defaults.
@@ -183,9 +183,10 @@ for name, (H, W) in sizes.items():
 # Below 3136 pixels an image is scaled *up* to about 3136 pixels — **at least** 4 tokens, but not always 4:
 # β makes the area exactly 4 tokens' worth, (H·β/28)·(W·β/28) = 4, and then *each* side is rounded up,
 # so the count is ⌈H·β/28⌉·⌈W·β/28⌉. A square gives 2·2 = 4; a 32×18 image (16:9) gives ⌈1.5⌉·⌈2.67⌉ = 2·3 = **6**;
-# a 4:1 strip gives 1·4 = 4 when its sides are exactly 4:1 and 5, 8 or 10 when they are slightly off — the
-# saw-tooth of the 4:1 curve. Even a square can land on 9: for 19×19, 19·(56/19)/28 is 2.0000000000000004 in
-# floating point, and the ceiling makes it 3 (transformers computes the same, so the processor does too).
+# a 4:1 strip has factors near 1 and 4: 1·4 = 4 when both are exact, 1·5 = 5, 2·4 = 8 or 2·5 = 10 when one or
+# both land just above a whole number — the saw-tooth of the 4:1 curve (whole-pixel sides are rarely exactly
+# 4:1). Even a square can land on 9: for 19×19, 19·(56/19)/28 is 2.0000000000000004 in floating point, and the
+# ceiling makes it 3 (transformers computes the same, so the processor does too).
 
 # %%
 # NBVAL_CHECK_OUTPUT
