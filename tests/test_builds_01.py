@@ -72,3 +72,11 @@ def test_pixel_values_build_equals_package(seed):
     assert list(grid) == ours_grid[0].tolist()
     assert rows.shape == ours.shape and rows.dtype == ours.dtype
     assert (rows - ours).abs().max().item() <= 1e-6
+
+
+def test_the_builds_are_self_contained():
+    from nbbuild import _cells
+
+    names = [name for name, _ in _cells(NB)]
+    assert names == ["smart_resize", "count_image_tokens", "pixel_values"]
+    assert not any("qwenvl_study" in src for _, src in _cells(NB))  # written in the open, not imported

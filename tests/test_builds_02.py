@@ -69,3 +69,11 @@ def test_vision_rotary_build_equals_package(build, grid, head_dim, seed):
     half = build["apply_rotary_vision"](q.bfloat16(), k.bfloat16(), cos, sin)  # computed in float32, cast back
     assert half[0].dtype == torch.bfloat16
     assert torch.equal(half[0], rope.apply_rotary_vision(q.bfloat16(), k.bfloat16(), pcos, psin)[0])
+
+
+def test_the_builds_are_self_contained():
+    from nbbuild import _cells
+
+    names = [name for name, _ in _cells(NB)]
+    assert names == ["rotate_pair", "rope_1d", "vision_position_ids", "vision_rotary"]
+    assert not any("qwenvl_study" in src for _, src in _cells(NB))  # written in the open, not imported
