@@ -129,8 +129,8 @@ print(f"first second: {part.total_frames} frames in range, sampled {list(part.in
 # ## 3. How large, and how many tokens: a pixel budget per video, a grid of tubes
 #
 # A whole video gets a pixel budget, `VIDEO_TOTAL_PIXELS = 24576·28·28`, shared by its `nframes / 2` pairs of
-# frames: each frame may have `max_pixels = total_pixels / nframes × 2`, kept within per-frame bounds of 128 and
-# 768 merged tokens (`1.05 · 128·28·28 … 768·28·28` pixels). Each frame is then resized by `smart_resize` (lesson
+# frames: each frame may have `max_pixels = total_pixels / nframes × 2`, kept within per-frame bounds
+# (`1.05 · 128·28·28 … 768·28·28` pixels: 128 to 768 merged tokens per pair of frames). Each frame is then resized by `smart_resize` (lesson
 # 01; its sides at least 28 px). Then the frames are cut into **tubes**: the
 # same 14×14 square in both frames of a pair, 2 × 3 × 14 × 14 = 1176 numbers, one row of `pixel_values_videos`.
 # The grid is **(t, h, w) = (nframes / 2, H' / 14, W' / 14)** tubes, and the PatchMerger fuses 2×2 tubes into one
@@ -173,8 +173,8 @@ def video_grid(total_frames, video_fps, height, width, **options):
 
 # %% [markdown]
 # The sample video: 8 frames share a budget of 24576·784 pixels, 4.8 M per frame — far over the per-frame
-# maximum, so that binds; but 320×240 rounds to 308×252 = 77,616 pixels, *under* the per-frame minimum
-# (100,352), so the frames are scaled **up** to 392×280:
+# maximum, so `max_pixels` is that maximum; but 320×240 rounds to 308×252 = 77,616 pixels, *under* the
+# per-frame minimum (100,352), so the frames are scaled **up** to 392×280:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -249,18 +249,20 @@ clips = {"sample.mp4 (4 s, 320x240)": (100, 25.0, 240, 320), "sample.gif as a vi
          "20 min, 1920x1080, 30 fps": (36000, 30.0, 1080, 1920)}
 print(f"{'video':<27}{'frames':>7}{'size':>9}{'grid':>11}{'tokens':>8}{'ids':>5}  build = package  "
       f"= qwen-vl-utils  ids = transformers")
+sequences = {}  # name -> (grid, package ids, transformers ids) of <|vision_start|> video <|vision_end|> text
 for name, (total, fps, height, width) in clips.items():
     n, (rh, rw), grid, tokens = video_grid(total, fps, height, width)
     indices = frame_indices(total, n)
     ids, next_id = video_position_ids(grid, start=1)  # after <|vision_start|>
     p = qs.plan_video(total, fps, height, width)
-    case = segments_to_batch([[("video", grid)]])
+    case = segments_to_batch([[("video", grid), ("text", 1)]])
     package_ids, _ = qs.mrope_position_ids(**case)
     hf_ids, _ = ref.hf_rope_index(**case)
+    sequences[name] = grid, package_ids[:, 0], hf_ids[:, 0]
     pads = case["input_ids"][0] == VIDEO_TOKEN_ID
     same_package = ((n, indices, (rh, rw), grid, tokens) == (p.nframes, list(p.indices), (p.resized_height,
                     p.resized_width), p.grid_thw, p.tokens) and torch.equal(ids, package_ids[:, 0, pads])
-                    and next_id == int(package_ids[:, 0, -1].max()))
+                    and next_id == int(package_ids[0, 0, -2]))  # <|vision_end|> gets the next id
     qvu_indices, qvu_size = ref.qvu_plan_video(total, fps, height, width)
     same_qvu = n == qvu.smart_nframes({}, total, fps) and indices == qvu_indices and (rh, rw) == qvu_size
     print(f"{name:<27}{n:>7}{f'{rw}x{rh}':>9}{'x'.join(map(str, grid)):>11}{tokens:>8,}{next_id - 1:>5}  "
@@ -449,9 +451,6 @@ for name in ("0.0.8", "0.0.10"):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-grid = video_grid(36000, 30.0, 1080, 1920)[2]
-case = segments_to_batch([[("text", 1), ("video", grid), ("text", 1)]])
-ours, _ = qs.mrope_position_ids(**case)
-theirs, _ = ref.hf_rope_index(**case)
-print(f"20-min video, grid {grid}: the text after it gets id {int(ours[0, 0, -1])} (paper rule) vs "
-      f"{int(theirs[0, 0, -1])} (transformers 5.x), inside the video's t ids 2 … {2 + grid[0] - 1}")
+grid, ours, theirs = sequences["20 min, 1920x1080, 30 fps"]  # from the checklist: <vs> video <ve> text
+print(f"20-min video, grid {grid}: the text after it gets id {int(ours[0, -1])} (paper rule) vs "
+      f"{int(theirs[0, -1])} (transformers 5.x), inside the video's t ids 1 … {grid[0]}")

@@ -44,17 +44,18 @@ def draw_frame_timeline(frames, plan, *, ax=None, max_thumbs: int = 16):
         inset.axis("off")
         colour = MERGE_COLOURS[(k // 2) % len(MERGE_COLOURS)]
         ax.annotate("", xy=(times[k], 0.2), xytext=(x0 + slot / 2, 0.3), arrowprops=dict(arrowstyle="-", color=colour, lw=1))
-        if k % 2 == 0:
-            ax.text(x0 + slot, 0.25, f"tube t={k // 2}", ha="center", va="center", fontsize=7, color=colour)
+        if k % 2 == 0:  # a bracket over the pair's two thumbnails, labelled above them (off the connectors)
+            ax.plot([x0 + 0.06 * slot, x0 + 1.94 * slot], [0.97, 0.97], color=colour, lw=1.5)
+            ax.text(x0 + slot, 1.0, f"tube t={k // 2}", ha="center", va="bottom", fontsize=9, color=colour)
     ax.vlines(times, 0, 0.2, color="#d62728", lw=1.5, label=f"{plan.nframes} sampled ({plan.sample_fps:.2f} per s)")
     ax.set_xlim(plan.start_time - 0.02 * duration, plan.start_time + duration * 1.02)
-    ax.set_ylim(0, 1.2)
+    ax.set_ylim(0, 1.15)
     ax.set_yticks([])
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time (s)", fontsize=10)
     ax.set_title(f"{plan.total_frames} frames at {plan.video_fps:g} fps → {plan.nframes} sampled → "
                  f"{plan.nframes // 2} temporal patches of 2 frames, each {plan.resized_width}x{plan.resized_height}",
                  fontsize=10)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=9, frameon=False)
     return fig
 
 
@@ -117,9 +118,10 @@ def explain_video(ele: dict, *, defaults: str | None = None, progress: bool = Fa
     from ...media import fetch_video
 
     frames, plan = fetch_video(ele, defaults=defaults, progress=progress)
-    fig = plt.figure(figsize=(12, 6.6))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1], hspace=0.08)
+    fig = plt.figure(figsize=(12, 7.4))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.3, 1.1], hspace=0.08)
     draw_frame_timeline(frames, plan, ax=top.subplots())
+    top.subplots_adjust(bottom=0.32)  # room for the timeline's legend, under its axis
     n = min(4, plan.nframes)
     axes = np.atleast_1d(bottom.subplots(1, n))
     r, c = moving_patch(frames[:n])
