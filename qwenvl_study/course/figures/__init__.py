@@ -20,7 +20,7 @@ from .lesson04_vision import (draw_block_mask, toy_video, draw_temporal_slices, 
                               plot_layer_errors)
 from .lesson05_language import draw_embedding_merge, draw_gqa, plot_next_token_filters
 from .lesson07_video import (draw_frame_timeline, moving_patch, draw_video_tubes, explain_video,
-                             plot_video_tokens_vs_duration, draw_gif_modes)
+                             plot_video_tokens_vs_duration, plot_video_context, draw_gif_modes)
 from .lesson08_chat import draw_chat_tokens, plot_input_composition, draw_grounding
 from .lesson09_family import (draw_connectors, draw_qformer_masks, draw_internvl_tiles, draw_token_grouping,
                               plot_token_budget)
@@ -59,6 +59,7 @@ __all__ = [
     "draw_video_tubes",
     "explain_video",
     "plot_video_tokens_vs_duration",
+    "plot_video_context",
     "draw_gif_modes",
     "draw_chat_tokens",
     "plot_input_composition",

@@ -43,7 +43,7 @@ def plot_mrope_ids(position_ids, input_ids, title: str = "M-RoPE ids along a seq
     ids = np.asarray(position_ids)
     kinds = _token_kinds(list(np.asarray(input_ids)))
     L = ids.shape[1]
-    fig, axes = plt.subplots(2, 1, figsize=(max(9, 0.42 * L), 5.6), gridspec_kw={"height_ratios": [1, 1.6]},
+    fig, axes = plt.subplots(2, 1, figsize=(min(12, max(9, 0.42 * L)), 5.6), gridspec_kw={"height_ratios": [1, 1.6]},
                              sharex=True)
     ax = axes[0]
     ax.imshow(ids, aspect="auto", cmap="viridis", interpolation="nearest")
@@ -94,10 +94,14 @@ def plot_position_budget(items: dict[str, tuple[int, int]]):
 def plot_rope_drift(ours, theirs, input_ids, zoom: int = 40):
     """Temporal id of every token, paper rule vs transformers 5.x, after a long low-resolution video.
 
-    ``ours, theirs [3, L]`` and ``input_ids [L]`` of one row. The band is the video's range of t ids;
-    right panel: the tokens around the video's end, where 5.x resumes inside that band.
+    ``ours, theirs [3, L]`` and ``input_ids [L]`` of one row. Left: the whole sequence, the video's pad tokens
+    shaded. Right: the tokens around the video's end; the band (drawn over the text after the video only, so it
+    never overlaps the video's shading) is the video's range of t ids, where 5.x resumes. One legend, below the
+    panels, off the data.
     """
     plt = _plt()
+    from matplotlib.patches import Patch
+
     ours, theirs = np.asarray(ours), np.asarray(theirs)
     kinds = _token_kinds(list(np.asarray(input_ids)))
     L = ours.shape[1]
@@ -105,24 +109,32 @@ def plot_rope_drift(ours, theirs, input_ids, zoom: int = 40):
     pads = np.array([k == "video" for k in kinds])
     last_pad = int(np.flatnonzero(pads).max())
     lo, hi = int(ours[0, pads].min()), int(ours[0, pads].max())
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.3), gridspec_kw={"width_ratios": [1.2, 1]})
+    resume_ours, resume_theirs = int(ours[0, last_pad + 1]), int(theirs[0, last_pad + 1])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.15, 1]})
     for ax, sl, marker in ((axes[0], slice(0, L), None),
                            (axes[1], slice(max(0, last_pad - zoom), min(L, last_pad + zoom // 2)), ".")):
-        _shade_segments(ax, kinds[sl], x0=sl.start)
-        ax.axhspan(lo, hi, color="#9467bd", alpha=0.15, lw=0, label=f"the video's t ids {lo}–{hi}")
-        ax.plot(x[sl], ours[0, sl], "-", marker=marker, ms=4, color=ROPE_ROW_COLOURS["t"], lw=1.3,
-                label="paper / transformers 4.45 (ours)")
-        ax.plot(x[sl], theirs[0, sl], "--", marker=marker, ms=4, color="k", lw=1.1, label="transformers 5.x")
-        ax.set_xlabel("token index")
-        ax.set_ylabel("t id")
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left")
-    axes[0].set_title("whole sequence: text – long low-res video (shaded) – text", fontsize=10)
-    axes[1].set_title(f"around the video's end: after t = {hi}, 5.x resumes at {int(theirs[0, last_pad + 1])} "
-                      f"(inside the band), the paper at {int(ours[0, last_pad + 1])}", fontsize=10)
+        _shade_segments(ax, kinds[sl], x0=sl.start, alpha=0.18)
+        ax.plot(x[sl], ours[0, sl], "-", marker=marker, ms=4, color=ROPE_ROW_COLOURS["t"], lw=1.4)
+        ax.plot(x[sl], theirs[0, sl], "--", marker=marker, ms=4, color="k", lw=1.1)
+        ax.set_xlabel("token index", fontsize=9)
+        ax.set_ylabel("t id", fontsize=9)
+        ax.tick_params(labelsize=9)
+    ax = axes[1]
+    ax.fill_between([last_pad + 0.5, x[sl][-1] + 0.5], lo, hi, color="#9467bd", alpha=0.2, lw=0)
+    ax.set_xlim(sl.start - 0.5, x[sl][-1] + 0.5)
+    ax.annotate(f"paper: {resume_ours}", (last_pad + 1, resume_ours), xytext=(-70, 12), textcoords="offset points",
+                fontsize=9, color=ROPE_ROW_COLOURS["t"], arrowprops=dict(arrowstyle="->", color=ROPE_ROW_COLOURS["t"]))
+    ax.annotate(f"5.x: {resume_theirs}", (last_pad + 1, resume_theirs), xytext=(-70, -4), textcoords="offset points",
+                fontsize=9, arrowprops=dict(arrowstyle="->", color="k"))
+    axes[0].set_title("whole sequence: text – long low-res video – text", fontsize=10)
+    axes[1].set_title("around the video's end: the next t id", fontsize=10)
+    handles = [plt.Line2D([], [], color=ROPE_ROW_COLOURS["t"], lw=1.4, label="paper rule = transformers 4.45 (ours)"),
+               plt.Line2D([], [], color="k", ls="--", lw=1.1, label="transformers 5.x"),
+               Patch(color=SEGMENT_COLOURS["video"], alpha=0.3, label="video pad tokens"),
+               Patch(color="#9467bd", alpha=0.3, label=f"the video's t ids {lo}–{hi}, after its end")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=9, frameon=False)
     fig.suptitle("The drift: transformers 5.x advances by max(h', w') after a video, ignoring its t", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 

@@ -1,7 +1,8 @@
 """Lesson 07 — video and GIF.
 
 Frames sampled at 2 fps on a timeline, paired into tubes, the token count of a video against its
-duration per preset, and a GIF read as an image and as a video. Draws from ``media.py`` (paper
+duration per preset, tokens vs M-RoPE positions against the context length, and a GIF read as an
+image and as a video. Draws from ``media.py`` (paper
 §2.1 "Unified Image and Video Understanding").
 """
 
@@ -17,7 +18,7 @@ from ...resolution import FACTOR, PATCH_SIZE
 from ._style import MERGE_COLOURS, _plt
 
 __all__ = ["draw_frame_timeline", "moving_patch", "draw_video_tubes", "explain_video",
-           "plot_video_tokens_vs_duration", "draw_gif_modes"]
+           "plot_video_tokens_vs_duration", "plot_video_context", "draw_gif_modes"]
 
 PRESET_COLOURS = {"0.0.8": "#1f77b4", "0.0.10": "#ff7f0e", "paper": "#2ca02c"}
 
@@ -43,17 +44,18 @@ def draw_frame_timeline(frames, plan, *, ax=None, max_thumbs: int = 16):
         inset.axis("off")
         colour = MERGE_COLOURS[(k // 2) % len(MERGE_COLOURS)]
         ax.annotate("", xy=(times[k], 0.2), xytext=(x0 + slot / 2, 0.3), arrowprops=dict(arrowstyle="-", color=colour, lw=1))
-        if k % 2 == 0:
-            ax.text(x0 + slot, 0.25, f"tube t={k // 2}", ha="center", va="center", fontsize=7, color=colour)
+        if k % 2 == 0:  # a bracket over the pair's two thumbnails, labelled above them (off the connectors)
+            ax.plot([x0 + 0.06 * slot, x0 + 1.94 * slot], [0.97, 0.97], color=colour, lw=1.5)
+            ax.text(x0 + slot, 1.0, f"tube t={k // 2}", ha="center", va="bottom", fontsize=9, color=colour)
     ax.vlines(times, 0, 0.2, color="#d62728", lw=1.5, label=f"{plan.nframes} sampled ({plan.sample_fps:.2f} per s)")
     ax.set_xlim(plan.start_time - 0.02 * duration, plan.start_time + duration * 1.02)
-    ax.set_ylim(0, 1.2)
+    ax.set_ylim(0, 1.15)
     ax.set_yticks([])
-    ax.set_xlabel("time (s)")
+    ax.set_xlabel("time (s)", fontsize=10)
     ax.set_title(f"{plan.total_frames} frames at {plan.video_fps:g} fps → {plan.nframes} sampled → "
                  f"{plan.nframes // 2} temporal patches of 2 frames, each {plan.resized_width}x{plan.resized_height}",
                  fontsize=10)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=9, frameon=False)
     return fig
 
 
@@ -116,9 +118,10 @@ def explain_video(ele: dict, *, defaults: str | None = None, progress: bool = Fa
     from ...media import fetch_video
 
     frames, plan = fetch_video(ele, defaults=defaults, progress=progress)
-    fig = plt.figure(figsize=(12, 6.6))
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1.1], hspace=0.08)
+    fig = plt.figure(figsize=(12, 7.4))
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.3, 1.1], hspace=0.08)
     draw_frame_timeline(frames, plan, ax=top.subplots())
+    top.subplots_adjust(bottom=0.32)  # room for the timeline's legend, under its axis
     n = min(4, plan.nframes)
     axes = np.atleast_1d(bottom.subplots(1, n))
     r, c = moving_patch(frames[:n])
@@ -135,31 +138,89 @@ def explain_video(ele: dict, *, defaults: str | None = None, progress: bool = Fa
     return fig
 
 
+def _durations() -> np.ndarray:
+    return np.unique(np.geomspace(2, 3600, 160).round(1))
+
+
+def _legend_below(ax, ncol: int = 2) -> None:
+    """The legend under the axes (off the data), every entry labelled."""
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=ncol, frameon=False)
+
+
 def plot_video_tokens_vs_duration(height: int = 1080, width: int = 1920, video_fps: float = 30.0,
                                   presets: Sequence[str] = ("0.0.8", "0.0.10", "paper"), ax=None):
-    """Merged tokens of a video vs its duration (2 fps sampling), per preset, with the 16384 cap marked."""
+    """Merged tokens of a video vs its duration (2 fps sampling), per preset.
+
+    Every reference line is labelled in the legend (below the axes): each preset's token budget
+    (total_pixels / 28²), the paper's 16384 per video, and the duration where 2 fps reaches 768 frames.
+    """
     plt = _plt()
     from ...media import MEDIA_PRESETS, plan_video
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(8, 4.8))
+        fig, ax = plt.subplots(figsize=(8.5, 5.6))
     fig = ax.figure
-    seconds = np.unique(np.geomspace(2, 3600, 160).round(1))
+    seconds = _durations()
     for name in presets:
         toks = [plan_video(max(4, int(s * video_fps)), video_fps, height, width, defaults=name).tokens for s in seconds]
+        ax.plot(seconds, toks, color=PRESET_COLOURS.get(name), lw=1.6, label=f"preset {name}")
         budget = MEDIA_PRESETS[name].video_token_budget
-        ax.plot(seconds, toks, color=PRESET_COLOURS.get(name), label=f"preset {name} (budget {budget:,.0f})")
-    ax.axhline(16384, color="k", ls="--", lw=1)
-    ax.text(seconds[0], 16384 * 1.07, "paper: 16384 tokens per video", fontsize=8)
-    ax.axhline(24576, color=PRESET_COLOURS["0.0.8"], ls=":", lw=1)
+        if name != "paper":
+            ax.axhline(budget, color=PRESET_COLOURS.get(name), ls=":", lw=1.1,
+                       label=f"budget of {name}: total_pixels / 28² = {budget:,.0f}")
+    ax.axhline(16384, color="k", ls="--", lw=1, label="paper: at most 16,384 tokens per video (= preset paper's budget)")
+    max_frames = MEDIA_PRESETS[presets[0]].fps_max_frames
+    ax.axvline(max_frames / 2, color="grey", ls="-.", lw=1,
+               label=f"{max_frames / 2:g} s: 2 fps reaches {max_frames} frames (FPS_MAX_FRAMES)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.axvline(768 / 2, color="grey", ls=":", lw=1)
-    ax.text(768 / 2 * 1.05, 1500, "768 frames\n(FPS_MAX_FRAMES)", fontsize=7, color="grey")
-    ax.set_xlabel("video duration (s), sampled at 2 fps")
-    ax.set_ylabel("merged visual tokens")
+    ax.set_xlabel("video duration (s), sampled at 2 fps", fontsize=10)
+    ax.set_ylabel("merged visual tokens", fontsize=10)
     ax.set_title(f"Tokens per video vs duration ({width}x{height} at {video_fps:g} fps)", fontsize=11)
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_below(ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_video_context(height: int = 1080, width: int = 1920, video_fps: float = 30.0, *,
+                       contexts: Sequence[tuple[int, str]] = ((32768, "32K context (32,768): Qwen2-VL-2B's max_position_embeddings"),
+                                                              (131072, "128K context (131,072)")),
+                       mark_seconds: float = 1200, defaults: str | None = None, ax=None):
+    """Tokens vs positions of a video against its duration, at the published defaults.
+
+    Tokens (what attention and the KV cache pay for, = the ids 1D RoPE would use) vs the ids M-RoPE uses
+    (max(t, h', w') + 2: the temporal axis grows by one per 2 sampled frames), with the context lengths and
+    the 20-minute point marked; every reference line labelled in the legend below the axes.
+    """
+    plt = _plt()
+    from ...media import plan_video
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8.5, 5.8))
+    fig = ax.figure
+    seconds = _durations()
+    plans = [plan_video(max(4, int(s * video_fps)), video_fps, height, width, defaults=defaults) for s in seconds]
+    tokens = np.array([p.tokens + 2 for p in plans])
+    positions = np.array([max(p.grid_thw[0], p.grid_thw[1] // 2, p.grid_thw[2] // 2) + 2 for p in plans])
+    ax.plot(seconds, tokens, color="#1f77b4", lw=1.8, label="tokens (+2 wrappers) = ids under 1D RoPE")
+    ax.plot(seconds, positions, color="#d62728", lw=1.8, label="ids under M-RoPE: max(t, h', w') + 2")
+    for (n, label), colour in zip(contexts, ("#555555", "#9467bd")):
+        ax.axhline(n, color=colour, ls="--", lw=1.1, label=label)
+    mark = plan_video(int(mark_seconds * video_fps), video_fps, height, width, defaults=defaults)
+    m_tok = mark.tokens + 2
+    m_pos = max(mark.grid_thw[0], mark.grid_thw[1] // 2, mark.grid_thw[2] // 2) + 2
+    ax.axvline(mark_seconds, color="#2ca02c", ls=":", lw=1.2,
+               label=f"{mark_seconds / 60:g} min: {m_tok:,} tokens, {m_pos:,} M-RoPE ids")
+    ax.plot([mark_seconds] * 2, [m_tok, m_pos], "o", color="#2ca02c", ms=5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(10, 4e5)
+    ax.set_xlabel("video duration (s), sampled at 2 fps", fontsize=10)
+    ax.set_ylabel("tokens / position ids", fontsize=10)
+    ax.set_title(f"A video in the context: tokens vs M-RoPE positions ({width}x{height}, published defaults)",
+                 fontsize=11)
+    _legend_below(ax)
+    fig.tight_layout()
     return fig
 
 
