@@ -136,8 +136,8 @@ def draw_grounding(image: Image.Image | str | Path, items, *, truth: dict | None
         colour = MERGE_COLOURS[k % len(MERGE_COLOURS)]
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=2.5))
         right = x1 > rgb.width / 2  # a label on the right half ends at the box's right edge: it stays on the image
-        ax.text(x2 if right else x1, y1 - 4, f"{item.phrase or '?'} {item.box}", color="white", fontsize=8,
-                ha="right" if right else "left", bbox=dict(fc=colour, ec="none", pad=1.5))
+        ax.text(x2 if right else x1, y1 - 4, f"{item.phrase or '?'}\n{item.box}", color="white", fontsize=8,
+                ha="right" if right else "left", va="bottom", linespacing=1.1, bbox=dict(fc=colour, ec="none", pad=1.5))
     for name, box in (truth or {}).items():
         x1, y1, x2, y2 = box
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="black", lw=1, ls="--"))
