@@ -3,7 +3,6 @@
 Run by tests/test_solutions.py (``python notebooks/solutions/08_chat_and_grounding.py`` works too).
 """
 
-import copy
 import re
 
 from PIL import Image
@@ -45,9 +44,7 @@ texts = ["Hi", "Describe the picture in detail."]
 left = tokenizer(texts, padding=True)
 assert left["input_ids"][0][:5] == [151643] * 5 and left["attention_mask"][0] == [0] * 5 + [1]
 assert all(mask[-1] == 1 for mask in left["attention_mask"])
-right_tokenizer = copy.deepcopy(tokenizer)
-right_tokenizer.padding_side = "right"
-right = right_tokenizer(texts, padding=True)
+right = tokenizer(texts, padding=True, padding_side="right")  # this call only: the shared tokenizer stays left
 last_real = max(i for i, m in enumerate(right["attention_mask"][0]) if m)
 assert last_real == 0 and right["attention_mask"][0][-1] == 0 and tokenizer.padding_side == "left"
 print(f"3. 5 x <|endoftext|> on the left of 'Hi'; right padding leaves its last real token at column {last_real} "

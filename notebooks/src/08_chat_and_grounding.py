@@ -387,7 +387,8 @@ print("'*FUNCTION*' →", tokenizer("*FUNCTION*")["input_ids"], "(ordinary text 
 # ### Exercise 8.3 — left padding
 # Tokenise the batch `["Hi", "Describe the picture in detail."]` with `padding=True`. Predict how many pad ids
 # the first row gets, which id they are, and where they go. Then pad on the right instead
-# (`tokenizer.padding_side = "right"` on a copy): which column would generation continue after, for the short row?
+# (`tokenizer(..., padding=True, padding_side="right")`): which column would generation continue after, for the
+# short row?
 #
 # ### Exercise 8.4 — an agent's tap
 # The agent answers `*FUNCTION*: Tap *ARGS*: {"point": (500,875)}` for a 1080×2400 phone screenshot. Which
