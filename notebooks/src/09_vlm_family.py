@@ -200,8 +200,8 @@ print(f"Qwen-VL keeps the image tower ({image_tower / 1e9:.2f}B) and adds its ad
 #
 # - **ITC** (contrastive): queries and text must not see each other (LAVIS runs them in separate passes);
 # - **ITM** (matching): bi-directional — every token sees every token; a binary classifier on each query's
-#   output says "matched or not", and the negatives are **hard negatives** mined from the ITC similarities (the
-#   most similar wrong text in the batch);
+#   output says "matched or not", and the negatives are **hard negatives**: wrong texts of the batch sampled in
+#   proportion to their ITC similarity, so the confusable ones are picked most often (the mining of ALBEF / BLIP);
 # - **ITG** (generation): queries see queries; a text token sees all queries and the text up to itself. The
 #   first text token is a **[DEC]** token instead of [CLS], signalling the decoding task.
 #
@@ -488,9 +488,9 @@ TRAINING_STAGES = [
     ("MiniGPT-v2", "3 · multi-modal instruction tuning",
      [("frozen", "EVA ViT"), ("trained", "Linear"), ("lora", "LLaMA-2-chat (LoRA)")]),
     ("InternVL2", "1 · MLP warm-up, resolution raised step by step",
-     [("frozen", "InternViT"), ("trained", "MLP projector"), ("frozen", "InternLM2")]),
+     [("frozen", "InternViT"), ("trained", "MLP projector"), ("frozen", "LLM (InternLM2.5 in the 8B)")]),
     ("InternVL2", "2 · joint fine-tuning (instruction data)",
-     [("trained", "InternViT"), ("trained", "MLP projector"), ("trained", "InternLM2")]),
+     [("trained", "InternViT"), ("trained", "MLP projector"), ("trained", "LLM")]),
     ("Qwen2-VL", "1 · ViT pre-training (about 600B tokens)",
      [("trained", "ViT, 665M-699M by size (DFN init)"), ("trained", "2x2 merger (part of visual.*)"), ("frozen", "Qwen2")]),
     ("Qwen2-VL", "2 · all parameters (about 800B more tokens)",
