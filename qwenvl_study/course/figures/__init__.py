@@ -23,7 +23,7 @@ from .lesson07_video import (draw_frame_timeline, moving_patch, draw_video_tubes
                              plot_video_tokens_vs_duration, plot_video_context, draw_gif_modes)
 from .lesson08_chat import draw_chat_tokens, plot_input_composition, draw_grounding
 from .lesson09_family import (draw_connectors, draw_qformer_masks, draw_internvl_tiles, draw_token_grouping,
-                              plot_token_budget)
+                              plot_token_budget, draw_training_stages)
 from .lesson10_clip import (draw_infonce_example, plot_clip_training, draw_similarity_matrices,
                             plot_temperature_effect)
 from .lesson11_training import draw_course_answers
@@ -69,6 +69,7 @@ __all__ = [
     "draw_internvl_tiles",
     "draw_token_grouping",
     "plot_token_budget",
+    "draw_training_stages",
     "draw_infonce_example",
     "plot_clip_training",
     "draw_similarity_matrices",

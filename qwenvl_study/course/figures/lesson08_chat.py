@@ -86,7 +86,7 @@ def draw_chat_tokens(text: str, *, columns: int = 84, title: str | None = None):
     present = [(k, c) for k, c in kinds if any(col == c for line in lines for _, col in line)]
     if present:
         ax.legend(handles=[Patch(color=c, label=k) for k, c in present], loc="lower center", ncol=min(3, len(present)),
-                  fontsize=7, bbox_to_anchor=(0.5, 1.0), frameon=False)
+                  fontsize=8, bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.suptitle(title or "the chat template, special tokens highlighted", fontsize=10, y=0.995)
     return fig
 
@@ -135,8 +135,9 @@ def draw_grounding(image: Image.Image | str | Path, items, *, truth: dict | None
         x1, y1, x2, y2 = from_normalized(item.box, rgb.size)
         colour = MERGE_COLOURS[k % len(MERGE_COLOURS)]
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=2.5))
-        ax.text(x1, y1 - 4, f"{item.phrase or '?'} {item.box}", color="white", fontsize=8,
-                bbox=dict(fc=colour, ec="none", pad=1.5))
+        right = x1 > rgb.width / 2  # a label on the right half ends at the box's right edge: it stays on the image
+        ax.text(x2 if right else x1, y1 - 4, f"{item.phrase or '?'}\n{item.box}", color="white", fontsize=8,
+                ha="right" if right else "left", va="bottom", linespacing=1.1, bbox=dict(fc=colour, ec="none", pad=1.5))
     for name, box in (truth or {}).items():
         x1, y1, x2, y2 = box
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="black", lw=1, ls="--"))
