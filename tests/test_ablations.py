@@ -301,8 +301,28 @@ def test_verdicts_follow_the_stated_rule():
     assert A.verdict(doc(0.4, 0.7), "fixed_224")[0] == "not reproduced"
     assert A.verdict(doc(0.5, 0.51), "fixed_224")[0] == "inconclusive"  # within the margin
     assert A.verdict(doc(0.6, 0.3, spread=0.3), "fixed_224")[0] == "inconclusive"  # seeds too spread
+    assert A.verdict(doc(0.01, 0.0), "fixed_224")[0] == "inconclusive"  # at or below chance everywhere
     assert A.verdict(doc(0.6, 0.6, "no_merge"), "no_merge")[0] == "reproduced at this scale"
     assert A.verdict(doc(0.4, 0.7, "no_merge"), "no_merge")[0] == "not reproduced"
     d = doc(0.7, 0.4)
     d["runs"] = [r for r in d["runs"] if r["seed"] == 0]
     assert A.verdict(d, "fixed_224")[0] == "inconclusive"
+
+
+def test_figures_draw_every_claim(tmp_path):
+    from PIL import Image
+
+    from qwenvl_study.course import figures as viz
+
+    doc = _valid()
+    doc["runs"] = [{**copy.deepcopy(doc["runs"][0]), "variant": v, "seed": s} for v in A.VARIANTS for s in (0, 1)]
+    for v in A.CLAIMS:
+        fig = viz.plot_claim(doc, v)
+        ax = fig.axes[0]
+        assert ax.get_ylabel() and ax.get_xlabel() and v in ax.get_title()
+        assert len(ax.patches) == 2 * len(A.KEY_CELLS[v])  # two bars per key cell
+        viz.savefig(fig, tmp_path / f"{v}.png")
+    path = viz.savefig(viz.plot_ablation_overview(doc), tmp_path / "overview.png")
+    with Image.open(path) as png:
+        assert min(png.info["dpi"]) >= 109.5
+    assert A.find_results(ROOT) == COMMITTED or not COMMITTED.is_file()

@@ -95,7 +95,8 @@ __all__ = ["VARIANTS", "CLAIMS", "SPLITS", "Split", "METRICS", "CHANCE", "FixedS
            "NoRotary", "AbsPosVisionTransformer", "Rope1DQwen2VL", "AbsPosQwen2VL", "positions_1d",
            "merge_to_raster", "squash_messages", "variant_media", "variant_stages", "build_variant",
            "AblationConfig", "ablation_config", "shared_stages", "evaluate_splits", "run_one", "run_all",
-           "validate_results", "summarize", "compare", "verdict", "DEFAULT_OUT", "DEFAULT_RESULTS", "main"]
+           "validate_results", "find_results", "summarize", "compare", "verdict", "claim_table", "margin", "KEY_CELLS",
+           "EXPECT", "DEFAULT_OUT", "DEFAULT_RESULTS", "main"]
 
 VARIANTS: tuple[str, ...] = ("baseline", "rope1d", "vit_abs_pos", "fixed_224", "no_merge", "no_video")
 
@@ -539,6 +540,16 @@ def copy_shared(config: AblationConfig, out_root: str | Path) -> list[str]:
     return copied
 
 
+def find_results(start: str | Path | None = None) -> Path:
+    """``experiments/ablations/results.json`` of this checkout: looked for from ``start`` (default the
+    working directory) upwards, then beside the package (an editable install's repository)."""
+    here = Path(start or Path.cwd()).resolve()
+    for root in (here, *here.parents, Path(__file__).resolve().parents[2]):
+        if (root / DEFAULT_RESULTS).is_file():
+            return root / DEFAULT_RESULTS
+    raise FileNotFoundError(f"no {DEFAULT_RESULTS} above {here} nor beside the package: run `make ablations`")
+
+
 def run_one(variant: str, seed: int, *, out: str | Path = DEFAULT_OUT, steps_scale: float = 1.0, eval_n: int = 100,
             smoke: bool = False, splits: Mapping[str, Split] = SPLITS, threads: int | None = 1, workers: int = 1,
             progress: bool = True) -> dict[str, Any]:
@@ -788,7 +799,7 @@ def margin(std_a: float, std_b: float, mean: float, eval_n: int) -> float:
 
 def compare(results: Mapping[str, Any], variant: str) -> list[dict]:
     """One row per key cell of ``variant``'s claim: baseline and variant mean ± std, the difference
-    (baseline - variant), the margin, whether both sit at chance."""
+    (baseline - variant), the margin, whether both score at or below chance (+ the margin)."""
     summary = summarize(results)
     if "baseline" not in summary or variant not in summary:
         return []
@@ -800,7 +811,7 @@ def compare(results: Mapping[str, Any], variant: str) -> list[dict]:
         chance = CHANCE[metric]
         rows.append({"split": split, "metric": metric, "baseline": bm, "baseline_std": bs, "variant": vm,
                      "variant_std": vs, "diff": bm - vm, "margin": m,
-                     "at_chance": abs(bm - chance) <= m and abs(vm - chance) <= m})
+                     "at_chance": bm <= chance + m and vm <= chance + m})
     return rows
 
 
@@ -809,8 +820,8 @@ def verdict(results: Mapping[str, Any], variant: str) -> tuple[str, str]:
     "not reproduced" or "inconclusive".
 
     Rule, on the claim's key cells (``KEY_CELLS``), a difference counting only beyond ``margin``:
-    inconclusive when fewer than 2 seeds of either model, or both models sit at chance (within the
-    margin) in every key cell; otherwise, for "the baseline is better" claims: reproduced when the
+    inconclusive when fewer than 2 seeds of either model, or both models score at or below chance
+    (+ the margin) in every key cell (neither has learned what the claim is about); otherwise, for "the baseline is better" claims: reproduced when the
     baseline is better in at least one cell and the variant in none, not reproduced when the variant
     is better in some cell, inconclusive when no cell differs. For no_merge ("little cost"):
     reproduced when the 4x-token variant is better in no cell, not reproduced when it is in any.
@@ -823,7 +834,7 @@ def verdict(results: Mapping[str, Any], variant: str) -> tuple[str, str]:
         return "inconclusive", f"{n} seed(s): no spread over seeds to judge a difference by"
     rows = compare(results, variant)
     if all(r["at_chance"] for r in rows):
-        return "inconclusive", "both models score at chance in every key cell"
+        return "inconclusive", "both models score at or below chance in every key cell"
     better = [r for r in rows if r["diff"] > r["margin"]]
     worse = [r for r in rows if -r["diff"] > r["margin"]]
 
@@ -841,6 +852,32 @@ def verdict(results: Mapping[str, Any], variant: str) -> tuple[str, str]:
     if better:
         return "reproduced at this scale", f"the baseline is better: {cells(better)}"
     return "inconclusive", "no key cell differs beyond its margin"
+
+
+def claim_table(results: Mapping[str, Any], variant: str) -> str:
+    """The claim's table as text: every split x metric, baseline and variant mean ± std over seeds,
+    the difference (baseline - variant) and its margin; ``*`` marks the claim's key cells and ``>``
+    a difference beyond the margin."""
+    summary = summarize(results)
+    if "baseline" not in summary or variant not in summary:
+        return f"(no runs of {'baseline' if 'baseline' not in summary else variant})"
+    b, v = summary["baseline"], summary[variant]
+    head = (f"{'split':<13} {'metric':<10} {'baseline':>14} {variant:>14} {'diff':>7} {'margin':>7}\n"
+            f"{'-' * 13} {'-' * 10} {'-' * 14} {'-' * 14} {'-' * 7} {'-' * 7}")
+    lines = [head]
+    for split, s in SPLITS.items():
+        for metric in s.tasks:
+            (bm, bs), (vm, vs) = b["metrics"][split][metric], v["metrics"][split][metric]
+            m = margin(bs, vs, (bm + vm) / 2, results["eval_n"])
+            key = "*" if (split, metric) in KEY_CELLS[variant] else " "
+            beyond = ">" if abs(bm - vm) > m else " "
+            lines.append(f"{split:<13} {metric + key:<10} {bm:>6.3f} ± {bs:<4.3f} {vm:>6.3f} ± {vs:<4.3f} "
+                         f"{bm - vm:>+7.3f} {m:>6.3f}{beyond}")
+    lines.append(f"{'visual tokens / image':<24} {b['tokens'][0]:>14.1f} {v['tokens'][0]:>14.1f}")
+    lines.append(f"{'training minutes':<24} {b['seconds'][0] / 60:>14.1f} {v['seconds'][0] / 60:>14.1f}")
+    lines.append(f"seeds: baseline {b['seeds']}, {variant} {v['seeds']}; eval_n = {results['eval_n']} per task; "
+                 f"* key cell of the claim, > difference beyond the margin")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
