@@ -4,7 +4,6 @@ runs end to end at smoke scale and its results file validates; the committed res
 import copy
 import json
 import random
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -161,6 +160,12 @@ def test_no_merge_gives_four_times_the_pads_in_raster_order(tv):
     t, h, w = grid[0].tolist()
     frames = unpatchify(enc[2].pixel_values, (t, h, w))  # [2t, 3, 14h, 14w]
     assert torch.equal(patchify(frames, merge_size=1)[0], enc[1].pixel_values)
+    # M-RoPE ids over the patch grid itself: h rows and w columns of tokens (the merged model: h/2, w/2)
+    for m, e in enc.items():
+        ids = e.input_ids[None]
+        pos, _ = (model if m == 1 else _model("baseline", tv)[0]).positions(ids, torch.ones_like(ids), e.image_grid_thw)
+        img = pos[:, 0, ids[0] == model.config.image_token_id]  # [3, pads]
+        assert (int(img[1].max() - img[1].min()) + 1, int(img[2].max() - img[2].min()) + 1) == (h // m, w // m)
     # the projector maps each patch to the LLM width
     feats = model.visual(enc[1].pixel_values, grid)
     assert feats.shape == (t * h * w, model.config.text.hidden_size)

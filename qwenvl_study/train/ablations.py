@@ -21,6 +21,11 @@ four held-out splits. The claims, and the variant that tests each:
 | ``no_video``  | no video question in any stage's mix (images only); videos    | unified image + video training                   |
 |               | are still scored                                              |                                                  |
 
+``no_merge``'s projector is the merger at merge size 1 (LayerNorm -> Linear(d, d) -> GELU -> Linear(d, LLM
+width), d = the ViT width) instead of Linear(4d, 4d) -> GELU -> Linear(4d, LLM width): 4.03M parameters
+instead of 4.38M at the course width, and the LLM's init draws after a narrower merger (so its initial
+weights differ from the baseline's; every other variant starts from the baseline's weights).
+
 ``fixed_224`` keeps the paper's name, but 224 x 224 is larger than anything the course model sees:
 its image budget is at most 112 x 112 = 12,544 pixels (16 LLM tokens). The honest analogue of
 "a fixed 224 x 224 input" for a model whose largest input is 224 x 224 is its own largest square,
@@ -73,7 +78,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
