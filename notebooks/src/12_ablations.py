@@ -39,7 +39,7 @@ path = A.find_results()  # experiments/ablations/results.json of this checkout
 results = json.loads(path.read_text())
 A.validate_results(results)  # the schema: every split, every metric in [0, 1], no run twice
 summary = A.summarize(results)
-print(f"{path}: {len(results['runs'])} runs, steps x {results['scale']}, {results['eval_n']} questions per task "
+print(f"{A.DEFAULT_RESULTS}: {len(results['runs'])} runs, steps x {results['scale']}, {results['eval_n']} questions per task "
       f"per split, model: {results.get('model', '?')}")
 print("notes:", results["notes"])
 if results.get("model") == "smoke":
