@@ -156,3 +156,63 @@ def test_text_samples_state_the_scene():
         t = D.make_text_sample(4, i)
         if t.task == "count":
             assert t.question.count(";") + 1 == int(t.answer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranges beyond training (the evaluation splits of issue 13): same contract, other canvas / video ranges
+# ---------------------------------------------------------------------------------------------
+def test_default_ranges_draw_the_samples_of_before():
+    """The range keywords are additive: the contract's samples for existing seeds, bit for bit
+    (digest of 18 mixed samples with their pixels and 18 text samples, taken before the keywords existed)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for seed in (0, 101, 102):
+        for i in range(6):
+            s = D.make_sample(seed, i, mix={"count": 1, "find": 1, "describe": 1, "direction": 1}, max_turns=3)
+            h.update(repr((s.task, s.question, s.answer, s.extra_turns)).encode())
+            for f in (s.media if s.is_video else [s.media]):
+                h.update(f.tobytes())
+            h.update(D.make_text_sample(seed, i).question.encode())
+    assert h.hexdigest() == "613b290c871502ec2ab53e838adb24a8a83604dc97b943025de4e9f5696a5a5c"
+    a = D.make_sample(3, 4, "find")
+    b = D.make_sample(3, 4, "find", sides=D.SIDES, ratio=D.RATIO, frames=D.FRAMES)
+    assert (a.question, a.answer, a.media.tobytes()) == (b.question, b.answer, b.media.tobytes())
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), index=st.integers(0, 10**6), task=st.sampled_from(["count", "find", "describe"]),
+       ranges=st.sampled_from([((336, 672), (1, 3)), ((56, 336), (3, 6)), ((80, 200), (2, 2.5))]))
+def test_split_images_follow_their_ranges_and_the_contract(seed, index, task, ranges):
+    sides, ratio = ranges
+    s = D.make_sample(seed, index, task, sides=sides, ratio=ratio)
+    w, h = s.scene.size
+    assert sides[0] <= w <= sides[1] and sides[0] <= h <= sides[1]
+    assert ratio[0] * min(w, h) <= max(w, h) <= ratio[1] * min(w, h)
+    assert all(200 <= c <= 255 for c in s.scene.background) and 1 <= len(s.scene.shapes) <= D.MAX_SHAPES
+    _check_shapes(s.scene, s.media)
+    again = D.make_sample(seed, index, task, sides=sides, ratio=ratio)  # a pure function of (seed, index)
+    assert (again.answer, again.media.tobytes()) == (s.answer, s.media.tobytes())
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10**6), index=st.integers(0, 10**6))
+def test_longer_videos_keep_the_motion_rules(seed, index):
+    s = D.make_sample(seed, index, "direction", frames=(16, 24))
+    assert s.is_video and 16 <= len(s.media) <= 24 and len(s.media) % 2 == 0
+    rng = __import__("random").Random(f"{seed}:{index}")
+    frames, first, mover, direction, scenes = D.random_video(rng, frames=(16, 24))
+    assert [f.tobytes() for f in frames] == [f.tobytes() for f in s.media] and direction == s.answer
+    along = [sc.shapes[0].x if direction in ("left", "right") else sc.shapes[0].y for sc in scenes]
+    extent = first.width if direction in ("left", "right") else first.height
+    assert abs(along[-1] - along[0]) >= 0.3 * extent
+    for frame, scene in zip(frames[::5], scenes[::5]):
+        _check_shapes(scene, frame)
+
+
+def test_ranges_that_cannot_be_drawn_are_refused():
+    for bad, match in ((dict(sides=(10, 20)), "sides"), (dict(sides=(300, 200)), "sides"),
+                       (dict(ratio=(0.5, 2)), "ratio"), (dict(ratio=(7, 8)), "cannot be met"),
+                       (dict(frames=(3, 8)), "frames"), (dict(frames=(8, 4)), "frames"), (dict(sides=56), "pair")):
+        with pytest.raises(ValueError, match=match):
+            D.make_sample(0, 0, "count", **bad)

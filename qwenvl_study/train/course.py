@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..chat import build_prompt, expand_vision_pads
-from ..config import Qwen2VLConfig, TextConfig, VisionConfig
+from ..config import MERGE_SIZE, Qwen2VLConfig, TextConfig, VisionConfig
 from ..model import Qwen2VL
 from .data import Sample, messages_for
 from .vocab import CourseVocab
@@ -53,6 +53,40 @@ class CourseMedia:
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    # The pixel pipeline of the course model, in one place so that a variant (``ablations.py``:
+    # fixed-size inputs, no 2x2 merge) can change it without touching the callers.
+    @property
+    def merge_size(self) -> int:
+        """Patches per side of one LLM token (the ViT's ``spatial_merge_size``)."""
+        return MERGE_SIZE
+
+    def vision_inputs(self, messages: list[dict]) -> dict[str, torch.Tensor]:
+        """Every image / video of ``messages`` through the package's pipeline (``process_vision_info``,
+        then ``preprocess_image`` / ``preprocess_video`` at this budget): ``pixel_values`` [N, 1176] and
+        ``image_grid_thw`` [n, 3], ``pixel_values_videos`` / ``video_grid_thw`` likewise (keys present
+        only when there are images / videos)."""
+        from ..media import process_vision_info
+        from ..patching import preprocess_image, preprocess_video
+
+        images, videos = process_vision_info(messages)
+        out: dict[str, torch.Tensor] = {}
+        if images:
+            o = self.options(video=False)
+            pv, grids = zip(*(preprocess_image(im, min_pixels=o["min_pixels"], max_pixels=o["max_pixels"])
+                              for im in images))
+            out["pixel_values"], out["image_grid_thw"] = torch.cat(pv), torch.cat(grids)
+        if videos:
+            o = self.options(video=True)
+            pv, grids = zip(*(preprocess_video(v, min_pixels=o["min_pixels"], max_pixels=o["max_pixels"])
+                              for v in videos))
+            out["pixel_values_videos"], out["video_grid_thw"] = torch.cat(pv), torch.cat(grids)
+        return out
+
+    def expand_pads(self, prompt: str, vision: dict[str, torch.Tensor]) -> str:
+        """One ``<|image_pad|>`` / ``<|video_pad|>`` per LLM token of each grid in ``vision``."""
+        return expand_vision_pads(prompt, vision.get("image_grid_thw"), vision.get("video_grid_thw"),
+                                  merge_size=self.merge_size)
 
 
 COURSE_MEDIA = CourseMedia()
@@ -134,26 +168,14 @@ def answer_labels(ids: torch.Tensor, vocab: CourseVocab, tokenizer: Any) -> torc
 
 def encode_messages(messages: list[dict], tokenizer: Any, vocab: CourseVocab, *, add_generation_prompt: bool,
                     media: CourseMedia = COURSE_MEDIA) -> Example:
-    """Messages -> ``Example`` through the package's own pipeline (``process_vision_info`` -> preprocess ->
-    ``build_prompt`` -> pads expanded -> real ids -> local ids). A trailing answer's ``"\\n"`` is dropped:
+    """Messages -> ``Example`` through the package's own pipeline (``media.vision_inputs``: ``process_vision_info``
+    -> preprocess; ``build_prompt`` -> pads expanded -> real ids -> local ids). A trailing answer's ``"\\n"`` is dropped:
     the sequence ends at its ``<|im_end|>``."""
-    from ..media import process_vision_info
-    from ..patching import preprocess_image, preprocess_video
-
-    images, videos = process_vision_info(messages)
+    out = media.vision_inputs(messages)
     prompt = build_prompt(messages, add_generation_prompt=add_generation_prompt)
     if not add_generation_prompt and prompt.endswith("<|im_end|>\n"):
         prompt = prompt[:-1]
-    out: dict[str, Any] = {}
-    if images:
-        o = media.options(video=False)
-        pv, grids = zip(*(preprocess_image(im, min_pixels=o["min_pixels"], max_pixels=o["max_pixels"]) for im in images))
-        out["pixel_values"], out["image_grid_thw"] = torch.cat(pv), torch.cat(grids)
-    if videos:
-        o = media.options(video=True)
-        pv, grids = zip(*(preprocess_video(v, min_pixels=o["min_pixels"], max_pixels=o["max_pixels"]) for v in videos))
-        out["pixel_values_videos"], out["video_grid_thw"] = torch.cat(pv), torch.cat(grids)
-    text = expand_vision_pads(prompt, out.get("image_grid_thw"), out.get("video_grid_thw"))
+    text = media.expand_pads(prompt, out)
     ids = vocab.to_local(tokenizer.encode(text))
     return Example(ids, answer_labels(ids, vocab, tokenizer), **out)
 

@@ -45,6 +45,10 @@ __all__ = [
     "CANVAS_MIN",
     "CANVAS_MAX",
     "MAX_RATIO",
+    "SIDES",
+    "RATIO",
+    "FRAMES",
+    "check_ranges",
     "Shape",
     "Scene",
     "Sample",
@@ -76,6 +80,13 @@ MIN_SIDE_PX, SIDE_LO, SIDE_HI, GAP_PX = 14, 0.15, 0.4, 4
 MAX_SHAPES = 5
 FRAMES_MIN, FRAMES_MAX = 4, 12
 MIN_TRAVEL = 0.3  # the moving shape travels >= 30% of the canvas extent along its axis
+# The contract's ranges as (lo, hi) pairs: the defaults of every generator below. Other ranges draw
+# the evaluation splits beyond training (``ablations.SPLITS``: larger canvases, extreme aspects,
+# longer videos); the rest of the contract (backgrounds, shapes, sizes relative to the short side,
+# gaps, motion) holds in every split.
+SIDES: tuple[int, int] = (CANVAS_MIN, CANVAS_MAX)  # canvas width and height, pixels
+RATIO: tuple[float, float] = (1, MAX_RATIO)  # long side / short side
+FRAMES: tuple[int, int] = (FRAMES_MIN, FRAMES_MAX)  # video frames (even counts)
 
 COUNT_Q = "How many shapes are there?"
 DESCRIBE_Q = "Describe the image."
@@ -167,11 +178,38 @@ def render(scene: Scene) -> Image.Image:
 # ---------------------------------------------------------------------------------------------
 # Random scenes
 # ---------------------------------------------------------------------------------------------
-def random_canvas(rng: random.Random) -> tuple[int, int, tuple[int, int, int]]:
-    """(width, height, background): sides uniform in [56, 336] subject to long / short <= 3."""
+def check_ranges(sides: tuple[int, int] = SIDES, ratio: tuple[float, float] = RATIO,
+                 frames: tuple[int, int] = FRAMES) -> None:
+    """The ranges of a set (``sides``, ``ratio``, ``frames``) must be drawable: ValueError naming the
+    range and the limit otherwise (a canvas no draw can satisfy would loop forever)."""
+    lo, hi = _pair("sides", sides)
+    if not (isinstance(lo, int) and isinstance(hi, int)) or not MIN_SIDE_PX / SIDE_HI <= lo <= hi:
+        raise ValueError(f"sides={sides!r}: need integers lo <= hi with lo >= {math.ceil(MIN_SIDE_PX / SIDE_HI)} "
+                         f"(a {MIN_SIDE_PX}-px shape must fit 0.4 of the short side)")
+    r_lo, r_hi = _pair("ratio", ratio)
+    if not 1 <= r_lo <= r_hi:
+        raise ValueError(f"ratio={ratio!r}: need 1 <= lo <= hi (long side / short side)")
+    if hi < r_lo * lo:
+        raise ValueError(f"ratio={ratio!r} cannot be met with sides={sides!r}: the long side would need "
+                         f">= {r_lo} x {lo} > {hi}")
+    f_lo, f_hi = _pair("frames", frames)
+    if not (isinstance(f_lo, int) and isinstance(f_hi, int)) or f_lo < 2 or f_lo % 2 or f_hi < f_lo:
+        raise ValueError(f"frames={frames!r}: need integers lo <= hi, lo even and >= 2 (frames come in pairs)")
+
+
+def _pair(name: str, value: Any) -> tuple:
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or any(isinstance(v, bool) for v in value):
+        raise ValueError(f"{name} must be a (lo, hi) pair, got {value!r}")
+    return tuple(value)
+
+
+def random_canvas(rng: random.Random, *, sides: tuple[int, int] = SIDES, ratio: tuple[float, float] = RATIO
+                  ) -> tuple[int, int, tuple[int, int, int]]:
+    """(width, height, background): sides uniform in ``sides`` (default [56, 336]) subject to
+    ``ratio[0] <= long / short <= ratio[1]`` (default [1, 3]; rejection sampling)."""
     while True:
-        w, h = rng.randint(CANVAS_MIN, CANVAS_MAX), rng.randint(CANVAS_MIN, CANVAS_MAX)
-        if max(w, h) <= MAX_RATIO * min(w, h):
+        w, h = rng.randint(*sides), rng.randint(*sides)
+        if ratio[0] * min(w, h) <= max(w, h) <= ratio[1] * min(w, h):
             break
     background = tuple(rng.randint(200, 255) for _ in range(3))
     return w, h, background
@@ -204,13 +242,15 @@ def _place(rng: random.Random, width: int, height: int, n: int, avoid: Sequence[
     return boxes
 
 
-def random_scene(rng: random.Random, n_shapes: int | None = None) -> Scene:
-    """A canvas with 1-5 shapes (``n_shapes`` if given); a placement that cannot fit redraws the canvas."""
+def random_scene(rng: random.Random, n_shapes: int | None = None, *, sides: tuple[int, int] = SIDES,
+                 ratio: tuple[float, float] = RATIO) -> Scene:
+    """A canvas with 1-5 shapes (``n_shapes`` if given); a placement that cannot fit redraws the canvas.
+    ``sides`` / ``ratio``: the canvas ranges (``random_canvas``)."""
     want = rng.randint(1, MAX_SHAPES) if n_shapes is None else n_shapes
     if not 1 <= want <= MAX_SHAPES:
         raise ValueError(f"n_shapes must be in [1, {MAX_SHAPES}], got {want}")
     while True:
-        w, h, bg = random_canvas(rng)
+        w, h, bg = random_canvas(rng, sides=sides, ratio=ratio)
         boxes = _place(rng, w, h, want)
         if len(boxes) == want:
             break
@@ -234,17 +274,18 @@ def find_answer(shape: Shape, size: tuple[int, int]) -> str:
     return format_grounding([(f"the {shape.name}", to_normalized(shape.box, size))])
 
 
-def random_video(rng: random.Random) -> tuple[list[Image.Image], Scene, Shape, str, list[Scene]]:
+def random_video(rng: random.Random, *, sides: tuple[int, int] = SIDES, ratio: tuple[float, float] = RATIO,
+                 frames: tuple[int, int] = FRAMES) -> tuple[list[Image.Image], Scene, Shape, str, list[Scene]]:
     """(frames, first scene, the mover at frame 0, its direction, every frame's scene).
 
-    4-12 frames (even); the mover travels >= 30% of the canvas extent along its axis at constant
+    4-12 frames (even; ``frames`` = (lo, hi) otherwise), canvas as ``random_canvas(sides, ratio)``; the mover travels >= 30% of the canvas extent along its axis at constant
     speed (position at frame k: start + round(k * travel / (T - 1))); 0-2 static shapes lie >= 4 px
     off the box swept by the mover; their (colour, kind) differs from the mover's.
     """
-    n_frames = rng.choice(range(FRAMES_MIN, FRAMES_MAX + 1, 2))
+    n_frames = rng.choice(range(frames[0], frames[1] + 1, 2))
     direction = rng.choice(DIRECTIONS)
     while True:
-        w, h, bg = random_canvas(rng)
+        w, h, bg = random_canvas(rng, sides=sides, ratio=ratio)
         lo, hi = side_range(w, h)
         s = rng.randint(lo, hi)
         extent = w if direction in ("left", "right") else h
@@ -302,12 +343,18 @@ def _image_qa(rng: random.Random, scene: Scene, task: str) -> tuple[str, str, An
 
 
 def make_sample(seed: int, index: int, task: str | None = None, *, mix: dict[str, float] | None = None,
-                max_turns: int = 1) -> Sample:
+                max_turns: int = 1, sides: tuple[int, int] = SIDES, ratio: tuple[float, float] = RATIO,
+                frames: tuple[int, int] = FRAMES) -> Sample:
     """Sample ``index`` of the set ``seed``: ``task`` if given, else drawn from ``mix`` (task -> weight).
 
     ``max_turns`` > 1 adds up to that many further (question, answer) turns about the same image
-    (a chat-format instruction sample; the loss covers every answer).
+    (a chat-format instruction sample; the loss covers every answer). ``sides`` (canvas width and
+    height), ``ratio`` (long / short side) and ``frames`` (video length) are (lo, hi) ranges; the
+    defaults are the contract's (the training distribution), others draw the evaluation splits —
+    still a pure function of ``(seed, index)`` for each choice of ranges.
     """
+    if (sides, ratio, frames) != (SIDES, RATIO, FRAMES):
+        check_ranges(sides, ratio, frames)
     rng = _rng(seed, index)
     if task is None:
         mix = mix or {t: 1.0 for t in TASKS}
@@ -316,10 +363,10 @@ def make_sample(seed: int, index: int, task: str | None = None, *, mix: dict[str
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     if task == "direction":
-        frames, first, mover, direction, _ = random_video(rng)
-        return Sample("direction", frames, direction_question(mover.colour, mover.kind), direction, first, direction)
+        video, first, mover, direction, _ = random_video(rng, sides=sides, ratio=ratio, frames=frames)
+        return Sample("direction", video, direction_question(mover.colour, mover.kind), direction, first, direction)
     while True:
-        scene = random_scene(rng)
+        scene = random_scene(rng, sides=sides, ratio=ratio)
         if task != "find" or unique_shapes(scene.shapes):
             break
     question, answer, target = _image_qa(rng, scene, task)

@@ -74,22 +74,19 @@ class DenseBatch:
     cls: torch.Tensor  # [N] class 0-11 of the centred shape (only read where centre)
 
 
-def _merge_order(a: np.ndarray, gh: int, gw: int) -> np.ndarray:
-    """Row-major ``[gh, gw, ...]`` -> ``[gh * gw, ...]`` in the merge order (each 2x2 block consecutive)."""
-    m = MERGE_SIZE
+def _merge_order(a: np.ndarray, gh: int, gw: int, m: int = MERGE_SIZE) -> np.ndarray:
+    """Row-major ``[gh, gw, ...]`` -> ``[gh * gw, ...]`` in the merge order (each m x m block consecutive;
+    m = 1: row-major)."""
     rest = a.shape[2:]
     return a.reshape(gh // m, m, gw // m, m, *rest).swapaxes(1, 2).reshape(gh * gw, *rest)
 
 
 def dense_example(scene: Scene, *, video_budget: bool = False, media: CourseMedia = COURSE_MEDIA) -> tuple:
     """One image of ``scene`` through the course model's pipeline, and its per-patch targets."""
-    from ..media import process_vision_info
-    from ..patching import preprocess_image
-
     opts = media.options(video=video_budget)
     item = {"type": "image", "image": render(scene), **opts}
-    images, _ = process_vision_info([{"role": "user", "content": [item]}])
-    pixels, grid = preprocess_image(images[0], **opts)  # [gh*gw, 1176], [1, 3]
+    vision = media.vision_inputs([{"role": "user", "content": [item]}])  # the course model's pipeline
+    pixels, grid = vision["pixel_values"], vision["image_grid_thw"]  # [gh*gw, 1176], [1, 3]
     gh, gw = int(grid[0, 1]), int(grid[0, 2])
     p = PATCH_SIZE
     lab = np.asarray(label_map(scene).resize((gw * p, gh * p), Image.NEAREST))  # [H', W'] class ids
@@ -105,7 +102,7 @@ def dense_example(scene: Scene, *, video_budget: bool = False, media: CourseMedi
         centre[r, c] = 1.0
         box[r, c] = (cx / p - c, cy / p - r, s.side * (sx + sy) / 2 / p)
         cls[r, c] = CLASSES.index((s.colour, s.kind))
-    order = [torch.from_numpy(_merge_order(a, gh, gw)) for a in (area, centre, box, cls)]
+    order = [torch.from_numpy(_merge_order(a, gh, gw, media.merge_size)) for a in (area, centre, box, cls)]
     return (pixels, grid, *order)
 
 
@@ -146,10 +143,11 @@ def dense_loss(out: torch.Tensor, batch: DenseBatch, counts: tuple[float, float]
 
 
 @torch.no_grad()
-def dense_scores(visual: nn.Module, head: DenseHead, n: int = 200, seed: int = 7770) -> dict[str, float]:
+def dense_scores(visual: nn.Module, head: DenseHead, n: int = 200, seed: int = 7770,
+                 media: CourseMedia = COURSE_MEDIA) -> dict[str, float]:
     """Held-out: class accuracy at the true centres, and per image whether the number of predicted
     centres equals the number of shapes."""
-    batch = dense_batch(seed, range(n))
+    batch = dense_batch(seed, range(n), media)
     out = head(visual(batch.pixel_values, batch.grid_thw))
     m = batch.centre > 0
     cls_acc = (out[m][:, N_AREA + 4:].argmax(-1) == batch.cls[m]).float().mean()

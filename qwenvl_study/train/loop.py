@@ -61,6 +61,10 @@ class TrainConfig:
     progress: bool = True
     log_every: int = 1
 
+    def build(self, vocab: CourseVocab) -> CourseQwen2VL:
+        """The run's model, initialised (``build_model``); a subclass builds a variant (``ablations.py``)."""
+        return build_model(vocab, self)
+
     def fingerprint(self, upto: int) -> str:
         """Hash of everything that determines the weights after stage ``upto``."""
         payload = {"seed": self.seed, "world": _dist()[1], "threads": self.threads, "model": self.model, "media": asdict(self.media), "clip": self.grad_clip,
@@ -188,7 +192,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
     dense = stage.data == "dense"
     if dense:
         torch.manual_seed(config.seed + 1)
-        head = DenseHead(model.config.vision.hidden_size)
+        head = DenseHead(model.config.vision.hidden_size, model.config.vision.spatial_merge_size)
         model.__dict__["dense_head"] = head  # kept outside the state dict
         module: nn.Module = _DenseNet(model.visual, head)
     else:
@@ -296,7 +300,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     _barrier()
     tokenizer = course_tokenizer()
     vocab = build_vocab(tokenizer)
-    model = build_model(vocab, config)
+    model = config.build(vocab)
     history: dict[str, list] = {}
     scores: dict[str, dict] = {}
     tables: dict[str, list] = {}
@@ -321,7 +325,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
         head = model.__dict__.pop("dense_head", None)
         if rank == 0:
             if config.eval_n and head is not None:
-                scores[key] = dense_scores(model.visual, head, n=config.eval_n)
+                scores[key] = dense_scores(model.visual, head, n=config.eval_n, media=config.media)
                 print(f"{key} ({times[key]:.0f} s): {scores[key]}", flush=True)
             elif config.eval_n:
                 scores[key] = evaluate(model, tokenizer, config.eval_n, progress=config.progress)

@@ -6,7 +6,8 @@ viz`` gives every public name below; the lesson modules say which core module ea
 
 ``_style``: ``savefig`` (at ``DPI``) and the shared colours. Lessons: 01 resolution, 02 vision RoPE,
 03 M-RoPE, 04 vision encoder (also lesson 06's layer errors), 05 language model, 07 video, 08 chat
-and grounding, 09 the VLM family, 10 CLIP, 13 after Qwen2-VL (``qwenvl_study.successors``).
+and grounding, 09 the VLM family, 10 CLIP, 12 the ablations (``qwenvl_study.train.ablations``),
+13 after Qwen2-VL (``qwenvl_study.successors``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .lesson09_family import (draw_connectors, draw_qformer_masks, draw_internvl
 from .lesson10_clip import (draw_infonce_example, plot_clip_training, draw_similarity_matrices,
                             plot_temperature_effect)
 from .lesson11_training import draw_course_answers
+from .lesson12_ablations import plot_claim, plot_ablation_overview
 from .lesson13_successors import (draw_windows, draw_vit_blocks, plot_temporal_ids, draw_frequency_bands,
                                   draw_deepstack, plot_token_costs, draw_three_groundings)
 
@@ -74,6 +76,8 @@ __all__ = [
     "plot_clip_training",
     "draw_similarity_matrices",
     "plot_temperature_effect",
+    "plot_claim",
+    "plot_ablation_overview",
     "draw_windows",
     "draw_vit_blocks",
     "plot_temporal_ids",
