@@ -148,8 +148,9 @@ def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: f
     nonzero = [e for e in errors if e > 0]
     floor = min(nonzero + [tolerance]) / 100
     x = np.arange(len(errors))
-    ax.bar([i for i, e in zip(x, errors) if e > 0], nonzero, color="#1f77b4", bottom=floor,
-           label="max |ours - transformers|")
+    if nonzero:
+        ax.bar([i for i, e in zip(x, errors) if e > 0], nonzero, color="#1f77b4", bottom=floor,
+               label="max |ours - transformers|")
     zeros = [i for i, e in zip(x, errors) if e == 0]
     if zeros:
         ax.plot(zeros, [floor * 1.6] * len(zeros), "D", color="#2ca02c", ms=6, ls="none",
@@ -162,8 +163,8 @@ def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: f
     ax.set_xlim(-0.6, len(errors) - 0.4)
     ax.set_xticks(x, labels, rotation=45 if len(errors) > 8 else 0, fontsize=8)
     ax.set_ylabel("max |ours - transformers|")
-    n_zero = len(zeros)
-    default = (f"Hidden states, layer by layer: {n_zero} of {len(errors)} bit-identical, "
+    default = (f"Hidden states, layer by layer: all {len(errors)} bit-identical" if not nonzero else
+               f"Hidden states, layer by layer: {len(zeros)} of {len(errors)} bit-identical, "
                f"largest difference {max(errors):.1e}")
     ax.set_title(title or default, fontsize=9)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
