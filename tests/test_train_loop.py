@@ -32,17 +32,18 @@ def _curve(history):
 
 def test_smoke_run_trains_every_stage(one_process):
     out, result = one_process
-    assert sorted(result["history"]) == ["stage0", "stage1", "stage2", "stage3"]
+    assert sorted(result["history"]) == ["stage0", "stage0v", "stage1", "stage2", "stage3"]
     curve = _curve(result["history"])
-    assert len(curve) == 8 and all(math.isfinite(v) and v > 0 for v in curve)
+    assert len(curve) == 10 and all(math.isfinite(v) and v > 0 for v in curve)
     assert curve[-1] < curve[0]  # it learns something even in 8 tiny steps
-    for k in range(4):
+    for k in ("0", "0v", "1", "2", "3"):
         assert (out / f"stage{k}.safetensors").is_file() and (out / f"stage{k}.json").is_file()
     # the trainable parameters per stage follow the recipe
     t = {k: {r["module"]: r["trainable"] for r in rows} for k, rows in result["trainable"].items()}
     assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] > 0
     assert t["stage3"]["visual.blocks"] == 0 and t["stage3"]["visual.merger"] == 0 and t["stage3"]["model.layers"] > 0
     assert t["stage0"]["visual.blocks"] == 0
+    assert t["stage0v"]["visual.blocks"] > 0 and t["stage0v"]["visual.merger"] > 0 and t["stage0v"]["model.layers"] == 0
     lora = {r["module"]: r["trainable"] for r in result["lora"]["trainable"]}
     assert lora["lora"] > 0 and sum(v for k, v in lora.items() if k != "lora") == 0
 
@@ -51,7 +52,7 @@ def test_resume_skips_finished_stages(one_process, capsys):
     out, result = one_process
     again = train(smoke_config(out))
     assert _curve(again["history"]) == _curve(result["history"])
-    assert capsys.readouterr().out.count("resumed from") == 4
+    assert capsys.readouterr().out.count("resumed from") == 5
     sd1, sd2 = result["model"].state_dict(), again["model"].state_dict()
     assert all((sd1[k] == sd2[k]).all() for k in sd1)
 

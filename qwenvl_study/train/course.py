@@ -59,7 +59,8 @@ COURSE_MEDIA = CourseMedia()
 
 
 def course_config(vocab: CourseVocab, *, vision_width: int = 128, vision_depth: int = 4, text_width: int = 256,
-                  text_layers: int = 4, text_heads: int = 8, kv_heads: int = 2, mlp: int = 768) -> Qwen2VLConfig:
+                  text_layers: int = 4, text_heads: int = 8, kv_heads: int = 2, mlp: int = 768,
+                  rope_theta: float = 1_000_000.0) -> Qwen2VLConfig:
     """The tiny Qwen2-VL: ViT width 128 x 4 blocks (4 heads of 32: 8 row + 8 column rotary pairs),
     2x2 merger to 256, Qwen2 decoder 256 x 4 layers, GQA 8 query / 2 key-value heads of 32,
     mrope_section (4, 6, 6), SwiGLU 768, tied embeddings over the trimmed vocabulary.
@@ -73,7 +74,7 @@ def course_config(vocab: CourseVocab, *, vision_width: int = 128, vision_depth: 
                             hidden_size=text_width),
         text=TextConfig(vocab_size=vocab.size, hidden_size=text_width, intermediate_size=mlp,
                         num_hidden_layers=text_layers, num_attention_heads=text_heads, num_key_value_heads=kv_heads,
-                        max_position_embeddings=4096, mrope_section=section),
+                        max_position_embeddings=4096, mrope_section=section, rope_theta=rope_theta),
         tie_word_embeddings=True,
         bos_token_id=vocab.special("<|endoftext|>"),
         eos_token_id=vocab.special("<|im_end|>"),

@@ -34,6 +34,7 @@ from torch import nn
 
 from .course import COURSE_MEDIA, CourseMedia, CourseQwen2VL, answer_loss, collate, course_config, encode_sample
 from .data import make_sample, make_text_sample
+from .dense import DenseBatch, DenseHead, dense_batch, dense_loss, dense_scores
 from .recipe import LORA_STAGE, STAGES, Stage, lora_model, set_trainable
 from .vocab import CourseVocab, build_vocab, course_tokenizer
 
@@ -125,9 +126,11 @@ def _barrier() -> None:
 def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, media: CourseMedia,
                 rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
     """This rank's share of the global batch of ``step``: samples ``step * B + r, + world, ...``."""
-    seed = STAGE_SEED + stage.index
+    seed = STAGE_SEED + stage.index if stage.seed is None else stage.seed
     start = step * stage.batch_size
     indices = range(start + rank, start + stage.batch_size, world)
+    if stage.data == "dense":  # stage 0v: images and their per-patch labels (dense.py)
+        return vars(dense_batch(seed, indices, media))
     if stage.data == "text":
         samples = [make_text_sample(seed, i) for i in indices]
     else:
@@ -178,45 +181,74 @@ def _lr(stage: Stage, step: int) -> float:
 def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVocab, config: TrainConfig,
                 *, steps: int | None = None) -> list[dict]:
     """Train ``stage`` (its parameters already set trainable); returns the history, one row per step:
-    ``{"step", "loss", "tokens", "lr", "time"}`` with ``loss`` the mean over the global batch."""
+    ``{"step", "loss", "tokens", "lr", "time"}`` with ``loss`` the mean over the global batch.
+    A ``"dense"`` stage (0v) trains ``model.visual`` with a ``DenseHead`` (``model.dense_head`` afterwards,
+    for its scores; not part of the shipped weights)."""
     rank, world = _dist()
-    params = [p for p in model.parameters() if p.requires_grad]
+    dense = stage.data == "dense"
+    if dense:
+        torch.manual_seed(config.seed + 1)
+        head = DenseHead(model.config.vision.hidden_size)
+        model.__dict__["dense_head"] = head  # kept outside the state dict
+        module: nn.Module = _DenseNet(model.visual, head)
+    else:
+        module = model
+    params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=stage.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
-    net: nn.Module = model
+    net: nn.Module = module
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        net = DDP(model, find_unused_parameters=False)
+        net = DDP(module, find_unused_parameters=False)
     model.train()
     steps = stage.steps if steps is None else steps
     bar = range(steps)
     if config.progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(bar, desc=f"stage {stage.index}", leave=True, dynamic_ncols=True)
+        bar = tqdm(bar, desc=stage.key.replace("stage", "stage "), leave=True, dynamic_ncols=True)
     history, t0 = [], time.perf_counter()
     batches = iter(_prefetch(stage, steps, tokenizer, vocab, config, rank, world))
     for step in bar:
         batch = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = _lr(stage, step)
-        labels = batch.pop("labels")
-        logits = net(**batch)
-        local_sum = answer_loss(logits, labels, reduction="sum")
-        count = _all_reduce((labels[:, 1:] != -100).sum().to(torch.float64))
-        loss = local_sum * (world / count.to(local_sum.dtype))
+        if dense:
+            batch = DenseBatch(**batch)
+            counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum())],
+                                              dtype=torch.float64))
+            local_sum, _ = dense_loss(net(batch.pixel_values, batch.grid_thw), batch, tuple(counts.tolist()))
+            count = torch.ones((), dtype=torch.float64)  # local_sum is already this rank's share of the mean
+            loss = local_sum * world
+        else:
+            labels = batch.pop("labels")
+            logits = net(**batch)
+            local_sum = answer_loss(logits, labels, reduction="sum")
+            count = _all_reduce((labels[:, 1:] != -100).sum().to(torch.float64))
+            loss = local_sum * (world / count.to(local_sum.dtype))
         loss.backward()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         total = _all_reduce(local_sum.detach().to(torch.float64).clone())
-        row = {"step": step, "loss": float(total / count), "tokens": int(count), "lr": _lr(stage, step),
+        row = {"step": step, "loss": float(total / count), "tokens": 0 if dense else int(count), "lr": _lr(stage, step),
                "time": round(time.perf_counter() - t0, 3)}
         history.append(row)
         if rank == 0 and config.progress and hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{row['loss']:.4f}")
     return history
+
+
+class _DenseNet(nn.Module):
+    """The ViT and the stage-0v head as one module (what DDP wraps in that stage)."""
+
+    def __init__(self, visual: nn.Module, head: DenseHead) -> None:
+        super().__init__()
+        self.visual, self.head = visual, head
+
+    def forward(self, pixel_values: torch.Tensor, grid_thw: torch.Tensor) -> torch.Tensor:
+        return self.head(self.visual(pixel_values, grid_thw))  # [N, 1176] -> [N/4, h] -> [N, 29]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,26 +302,30 @@ def train(config: TrainConfig) -> dict[str, Any]:
     tables: dict[str, list] = {}
     times: dict[str, float] = {}
     for stage in config.stages:
-        key = f"stage{stage.index}"
+        key = stage.key
         ckpt, meta_path = out / f"{key}.safetensors", out / f"{key}.json"
         fp = config.fingerprint(config.stages.index(stage))
         tables[key] = set_trainable(model, stage.trainable, verbose=rank == 0,
-                                    title=f"stage {stage.index}: {stage.name}")
+                                    title=f"{key.replace('stage', 'stage ')}: {stage.name}")
         if ckpt.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fp:
             _load_state(model, ckpt)
             meta = json.loads(meta_path.read_text())
             history[key], scores[key], times[key] = meta["history"], meta["scores"], meta["seconds"]
             if rank == 0:
-                print(f"stage {stage.index}: resumed from {ckpt} ({format_scores(scores[key])})")
+                print(f"{key}: resumed from {ckpt} ({format_scores(scores[key])})")
             continue
         t0 = time.perf_counter()
         history[key] = train_stage(model, stage, tokenizer, vocab, config)
         times[key] = round(time.perf_counter() - t0, 1)
         scores[key] = {}
+        head = model.__dict__.pop("dense_head", None)
         if rank == 0:
-            if config.eval_n:
+            if config.eval_n and head is not None:
+                scores[key] = dense_scores(model.visual, head, n=config.eval_n)
+                print(f"{key} ({times[key]:.0f} s): {scores[key]}", flush=True)
+            elif config.eval_n:
                 scores[key] = evaluate(model, tokenizer, config.eval_n, progress=config.progress)
-                print(f"stage {stage.index} ({times[key]:.0f} s): {format_scores(scores[key])}", flush=True)
+                print(f"{key} ({times[key]:.0f} s): {format_scores(scores[key])}", flush=True)
             from safetensors.torch import save_file
 
             save_file(_state(model), str(ckpt))

@@ -4,6 +4,9 @@
 |-------|----------------------------------------------------------|----------------------------------------------------------|
 | 0     | (Qwen2 LLM, pretrained on text elsewhere)                | LLM alone on text-only chats: the scene written as text, |
 |       |                                                          | then a question: the answer language, before any pixel   |
+| 0v    | (DFN's ViT, pretrained contrastively elsewhere, §2.1)    | ViT + merger alone, a dense per-patch labelling head     |
+|       |                                                          | (``dense.py``, dropped afterwards): what fills each      |
+|       |                                                          | patch, where the shapes' centres are, their class / box  |
 | 1     | ViT only (LLM frozen), ~600B tokens of image-text pairs, | ViT + merger, LLM frozen, on all four tasks               |
 |       | OCR, classification                                      |                                                          |
 | 2     | everything unfrozen, 800B tokens: interleaved data, VQA, | everything, images and videos mixed (an image is two      |
@@ -73,6 +76,12 @@ class Stage:
     mix: dict[str, float] = field(default_factory=dict)  # task -> weight
     max_turns: int = 1
     warmup: int = 20
+    label: str = ""  # the stage's name in outputs and tables ("stage0v"); default f"stage{index}"
+    seed: int | None = None  # its data set; default STAGE_SEED + index (loop.py)
+
+    @property
+    def key(self) -> str:
+        return self.label or f"stage{self.index}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +92,8 @@ _ALL_TASKS = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 0.6}
 
 STAGES: tuple[Stage, ...] = (
     Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=30, batch_size=32, lr=2e-3, warmup=10),
+    Stage(0, "ViT pretraining: dense shape labels (stands for DFN's ViT)", VISUAL, "dense", steps=800,
+          batch_size=32, lr=2e-3, warmup=20, label="stage0v", seed=150),
     Stage(1, "ViT + merger, LLM frozen", VISUAL, "vision", steps=40, batch_size=16, lr=1e-3, mix=_ALL_TASKS,
           warmup=10),
     Stage(2, "everything, images + videos", VISUAL + LLM, "vision", steps=900, batch_size=16, lr=2e-3,

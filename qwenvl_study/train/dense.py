@@ -1,0 +1,162 @@
+"""Stage 0v: the ViT's own pretraining, standing for the pretrained vision tower the paper starts from.
+
+Qwen2-VL does not train its ViT from nothing: paper §2.1 initialises it from DFN's ViT (a CLIP-style
+model trained contrastively on billions of image-text pairs), just as its LLM starts from Qwen2.
+Stage 0 stands for Qwen2 (the LLM learns the answer language from text); this stage stands for the
+DFN ViT. With no image-text corpus here, the tower learns from the one thing the synthetic world
+gives for free: a dense label of every patch. A linear head on each merged token (discarded after
+the stage) predicts, for each of the 2x2 patches the token covers:
+
+- ``area``: what fills the patch: background or one of the 12 (colour, kind) classes, as the fraction
+  of its 14x14 pixels each covers (a soft target, cross-entropy);
+- ``centre``: whether a shape's box centre falls in the patch (logistic; box centres are >= 18 px
+  apart, so at most one per 14-px patch);
+- for a patch holding a centre: the shape's class (cross-entropy over 12) and its box
+  (centre offset inside the patch and side, in patch units; L1).
+
+That is a tiny detector: the features the LLM will need for "how many", "find", "describe" and
+"which way" end up in the merged tokens, and stage 1 onwards aligns them with the LLM exactly as the
+paper's stages do. Like every stage, the loss of a distributed run is each term's *sum* over the
+rank's patches divided by the *global* count (so DDP's average equals the 1-process gradient).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from torch import nn
+
+from ..config import MERGE_SIZE, PATCH_SIZE
+from .course import COURSE_MEDIA, CourseMedia
+from .data import COLOURS, KINDS, Scene, random_scene, render
+
+__all__ = ["CLASSES", "N_AREA", "DenseHead", "DenseBatch", "dense_example", "dense_batch", "dense_loss",
+           "dense_scores", "label_map", "VIDEO_SHARE"]
+
+CLASSES: tuple[tuple[str, str], ...] = tuple((c, k) for c in COLOURS for k in KINDS)  # 12 (colour, kind)
+N_AREA = len(CLASSES) + 1  # 0 = background
+_OUT = N_AREA + 1 + 3 + len(CLASSES)  # area logits | centre logit | box (dx, dy, side) | class logits
+VIDEO_SHARE = 0.3  # this share of the images is drawn at the video frame budget (56x56): small shapes too
+
+
+def label_map(scene: Scene) -> Image.Image:
+    """The scene drawn with class ids instead of colours (``"L"`` image: 0 background, 1-12 a class),
+    the same geometry as ``data.draw_shape``."""
+    lab = Image.new("L", scene.size, 0)
+    draw = ImageDraw.Draw(lab)
+    for s in scene.shapes:
+        x1, y1, x2, y2 = s.x, s.y, s.x + s.side - 1, s.y + s.side - 1
+        value = 1 + CLASSES.index((s.colour, s.kind))
+        if s.kind == "circle":
+            draw.ellipse((x1, y1, x2, y2), fill=value)
+        elif s.kind == "square":
+            draw.rectangle((x1, y1, x2, y2), fill=value)
+        else:
+            draw.polygon([(x1, y2), (x2, y2), ((x1 + x2) / 2, y1)], fill=value)
+    return lab
+
+
+@dataclass
+class DenseBatch:
+    """Pixels and per-patch targets, patches in the ViT's 2x2-merge order."""
+
+    pixel_values: torch.Tensor  # [N, 1176]
+    grid_thw: torch.Tensor  # [n, 3]
+    area: torch.Tensor  # [N, 13] fractions, rows sum to 1
+    centre: torch.Tensor  # [N] 1.0 where a box centre lies
+    box: torch.Tensor  # [N, 3] (dx, dy, side) in patch units, where centre
+    cls: torch.Tensor  # [N] class 0-11 of the centred shape (only read where centre)
+
+
+def _merge_order(a: np.ndarray, gh: int, gw: int) -> np.ndarray:
+    """Row-major ``[gh, gw, ...]`` -> ``[gh * gw, ...]`` in the merge order (each 2x2 block consecutive)."""
+    m = MERGE_SIZE
+    rest = a.shape[2:]
+    return a.reshape(gh // m, m, gw // m, m, *rest).swapaxes(1, 2).reshape(gh * gw, *rest)
+
+
+def dense_example(scene: Scene, *, video_budget: bool = False, media: CourseMedia = COURSE_MEDIA) -> tuple:
+    """One image of ``scene`` through the course model's pipeline, and its per-patch targets."""
+    from ..media import process_vision_info
+    from ..patching import preprocess_image
+
+    opts = media.options(video=video_budget)
+    item = {"type": "image", "image": render(scene), **opts}
+    images, _ = process_vision_info([{"role": "user", "content": [item]}])
+    pixels, grid = preprocess_image(images[0], **opts)  # [gh*gw, 1176], [1, 3]
+    gh, gw = int(grid[0, 1]), int(grid[0, 2])
+    p = PATCH_SIZE
+    lab = np.asarray(label_map(scene).resize((gw * p, gh * p), Image.NEAREST))  # [H', W'] class ids
+    patches = lab.reshape(gh, p, gw, p).transpose(0, 2, 1, 3).reshape(gh, gw, p * p)  # [gh, gw, 196]
+    area = np.stack([(patches == c).mean(-1) for c in range(N_AREA)], -1).astype(np.float32)  # [gh, gw, 13]
+    centre = np.zeros((gh, gw), np.float32)
+    box = np.zeros((gh, gw, 3), np.float32)
+    cls = np.zeros((gh, gw), np.int64)
+    sx, sy = gw * p / scene.width, gh * p / scene.height
+    for s in scene.shapes:
+        cx, cy = (s.x + s.side / 2) * sx, (s.y + s.side / 2) * sy  # box centre in resized pixels
+        r, c = min(gh - 1, int(cy // p)), min(gw - 1, int(cx // p))
+        centre[r, c] = 1.0
+        box[r, c] = (cx / p - c, cy / p - r, s.side * (sx + sy) / 2 / p)
+        cls[r, c] = CLASSES.index((s.colour, s.kind))
+    order = [torch.from_numpy(_merge_order(a, gh, gw)) for a in (area, centre, box, cls)]
+    return (pixels, grid, *order)
+
+
+def dense_batch(seed: int, indices: Sequence[int], media: CourseMedia = COURSE_MEDIA) -> DenseBatch:
+    """The images ``indices`` of the set ``seed`` (a pure function, like every set of the course)."""
+    parts = []
+    for i in indices:
+        rng = random.Random(f"{seed}:{i}")
+        parts.append(dense_example(random_scene(rng), video_budget=rng.random() < VIDEO_SHARE, media=media))
+    cols = list(zip(*parts))
+    return DenseBatch(*(torch.cat(c) for c in cols))
+
+
+class DenseHead(nn.Module):
+    """Linear: merged token ``[N/4, hidden]`` -> per patch ``[N, 13 + 1 + 3 + 12]`` (discarded after stage 0v)."""
+
+    def __init__(self, hidden: int, merge_size: int = MERGE_SIZE) -> None:
+        super().__init__()
+        self.per_token = merge_size ** 2
+        self.proj = nn.Linear(hidden, self.per_token * _OUT)
+
+    def forward(self, merged: torch.Tensor) -> torch.Tensor:
+        return self.proj(merged).reshape(-1, _OUT)  # [N/4, hidden] -> [N/4, 4*29] -> [N, 29]
+
+
+def dense_loss(out: torch.Tensor, batch: DenseBatch, counts: tuple[float, float] | None = None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Sum of the four terms, each a *sum* over this batch's patches (or centres) divided by ``counts``
+    = (patches, centres) of the global batch (default: this batch's own)."""
+    m = batch.centre > 0
+    n_patch, n_centre = counts or (float(out.shape[0]), float(m.sum()))
+    area = -(batch.area * F.log_softmax(out[:, :N_AREA], -1)).sum() / n_patch
+    centre = F.binary_cross_entropy_with_logits(out[:, N_AREA], batch.centre, reduction="sum") / n_patch
+    box = F.l1_loss(out[m][:, N_AREA + 1:N_AREA + 4], batch.box[m], reduction="sum") / (3 * max(n_centre, 1.0))
+    cls = F.cross_entropy(out[m][:, N_AREA + 4:], batch.cls[m], reduction="sum") / max(n_centre, 1.0)
+    parts = {k: float(v.detach()) for k, v in (("area", area), ("centre", centre), ("box", box), ("class", cls))}
+    return area + centre + box + cls, parts
+
+
+@torch.no_grad()
+def dense_scores(visual: nn.Module, head: DenseHead, n: int = 200, seed: int = 7770) -> dict[str, float]:
+    """Held-out: class accuracy at the true centres, and per image whether the number of predicted
+    centres equals the number of shapes."""
+    batch = dense_batch(seed, range(n))
+    out = head(visual(batch.pixel_values, batch.grid_thw))
+    m = batch.centre > 0
+    cls_acc = (out[m][:, N_AREA + 4:].argmax(-1) == batch.cls[m]).float().mean()
+    pred = out[:, N_AREA] > 0
+    sizes = batch.grid_thw.prod(-1).tolist()
+    right, k = 0, 0
+    for size in sizes:
+        right += int(pred[k:k + size].sum() == batch.centre[k:k + size].sum())
+        k += size
+    return {"class_at_centre": round(float(cls_acc), 3), "count_from_centres": round(right / len(sizes), 3)}
