@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -524,6 +525,45 @@ def _lessons09_10_figures(out: Path) -> list[Path]:
         viz.savefig(viz.plot_token_budget(), out / "09_token_budget.png"),
         viz.savefig(viz.plot_clip_training(hist), out / "10_clip_training.png"),
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lesson 11 — the course model, trained on a CPU, answering new questions
+# ---------------------------------------------------------------------------------------------
+TOUR_QUESTIONS = 20  # per task, the first questions of each held-out set (never trained on)
+
+
+@lru_cache(maxsize=1)
+def _course_model_answers() -> tuple[Any, dict]:
+    from ..train.evaluate import evaluate
+    from ..train.shipped import load_course_model
+
+    model, tokenizer = load_course_model()
+    return evaluate(model, tokenizer, TOUR_QUESTIONS, return_details=True)
+
+
+@section("The course model answers new questions (lesson 11)")
+def _lesson11() -> list[Fact]:
+    from ..train.evaluate import GOALS
+
+    scores, details = _course_model_answers()
+    facts = []
+    for task, score in scores.items():
+        samples, answers, ok = details[task]
+        facts.append(Fact(f"{task}: e.g. {samples[0].question!r} -> {answers[0]!r}", "right" if ok[0] else "wrong",
+                          f"truth {samples[0].answer!r}", None))
+        facts.append(Fact(f"{task} on {len(ok)} held-out questions (goal {GOALS[task]})", f"{score:.2f}",
+                          f">= {GOALS[task]}", score >= GOALS[task]))
+    return facts
+
+
+@figure
+def _lesson11_figures(out: Path) -> list[Path]:
+    from . import figures as viz
+
+    _, details = _course_model_answers()
+    samples, answers, _ = details["find"]
+    return [viz.savefig(viz.draw_course_answers(samples[:8], answers[:8]), out / "11_course_model_find.png")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,10 +26,12 @@ from .lesson09_family import (draw_connectors, draw_qformer_masks, draw_internvl
                               plot_token_budget)
 from .lesson10_clip import (draw_infonce_example, plot_clip_training, draw_similarity_matrices,
                             plot_temperature_effect)
+from .lesson11_training import draw_course_answers
 from .lesson13_successors import (draw_windows, draw_vit_blocks, plot_temporal_ids, draw_frequency_bands,
                                   draw_deepstack, plot_token_costs, draw_three_groundings)
 
 __all__ = [
+    "draw_course_answers",
     "DPI",
     "savefig",
     "draw_patch_grid",

@@ -79,31 +79,41 @@ def draw_patch_order(grid_h: int = 4, grid_w: int = 6, ax=None):
 def plot_tokens_vs_resolution(min_pixels: int = MIN_PIXELS, max_pixels: int = MAX_PIXELS,
                               aspects: Sequence[tuple[str, float]] = (("1:1", 1.0), ("16:9", 16 / 9), ("4:1", 4.0)),
                               ax=None):
-    """Merged tokens vs image width for a few aspect ratios, with the min/max pixel clamps marked."""
+    """Merged tokens vs image width for a few aspect ratios, with the min/max pixel clamps marked.
+
+    The clamp lines are labelled on the line, the reference widths (224, 448, 1080p) on a top axis and
+    the legend sits in the empty lower right, so no text lies on another or on a curve."""
     plt = _plt()
     if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        fig, ax = plt.subplots(figsize=(8, 4.8))
     fig = ax.figure
     widths = np.unique(np.geomspace(16, 20000, 400).astype(int))
     for label, aspect in aspects:
-        ws = [int(wd) for wd in widths if max(1, round(wd / aspect)) >= 1]
-        toks = [count_image_tokens(max(1, round(wd / aspect)), wd, min_pixels=min_pixels, max_pixels=max_pixels,
-                                   special_tokens=False) for wd in ws]
-        ax.plot(ws, toks, label=f"aspect {label} (W:H)")
+        toks = [count_image_tokens(max(1, round(wd / aspect)), int(wd), min_pixels=min_pixels, max_pixels=max_pixels,
+                                   special_tokens=False) for wd in widths]
+        ax.plot(widths, toks, label=f"aspect {label} (W:H)", lw=1.4)
     lo, hi = min_pixels // FACTOR**2, max_pixels // FACTOR**2
     ax.axhline(lo, color="grey", ls="--", lw=1)
     ax.axhline(hi, color="grey", ls="--", lw=1)
-    ax.text(widths[-1], lo * 0.72, f"min_pixels={min_pixels:,} → ≥ {lo} tokens", fontsize=8, color="grey", ha="right")
-    ax.text(widths[0], hi * 1.2, f"max_pixels={max_pixels:,} → ≤ {hi:,} tokens", fontsize=8, color="grey")
-    for side, name in ((224, "224²"), (448, "448²"), (1920, "1080p")):
-        ax.axvline(side, color="k", lw=0.5, alpha=0.3)
-        ax.text(side * 1.03, 1.5, name, fontsize=8, rotation=90, alpha=0.6)
+    ax.set_ylim(lo / 2.2, hi * 3.5)
+    ax.text(widths[-1], lo / 1.25, f"min_pixels = {min_pixels:,} px: at least {lo} merged tokens", fontsize=8,
+            color="dimgrey", ha="right", va="top")
+    ax.text(widths[0], hi * 1.25, f"max_pixels = {max_pixels:,} px: at most {hi:,} merged tokens", fontsize=8,
+            color="dimgrey", ha="left", va="bottom")
+    marks = ((224, "224"), (448, "448"), (1920, "1920 (1080p)"))
+    for side, _ in marks:
+        ax.axvline(side, color="k", lw=0.6, ls=":", alpha=0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_xlim(widths[0], widths[-1])
+    top = ax.secondary_xaxis("top")
+    top.set_xticks([side for side, _ in marks], [name for _, name in marks], fontsize=8)
+    top.set_xlabel("reference widths (dotted lines)", fontsize=8)
+    top.minorticks_off()
     ax.set_xlabel("image width (pixels)")
     ax.set_ylabel("merged visual tokens (without the 2 special)")
-    ax.set_title("Naive dynamic resolution: tokens grow with pixel count, clamped at both ends")
-    ax.legend(loc="center left")
+    ax.set_title("Naive dynamic resolution: tokens grow with the pixel count, clamped at both ends", fontsize=10)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.12), fontsize=8, framealpha=0.95)
     return fig
 
 

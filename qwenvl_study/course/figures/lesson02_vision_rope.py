@@ -28,7 +28,7 @@ def draw_vision_position_ids(grid_h: int = 6, grid_w: int = 8, spatial_merge_siz
     cols = np.zeros((grid_h, grid_w), dtype=int)
     rows[rc[:, 0], rc[:, 1]] = rc[:, 0]
     cols[rc[:, 0], rc[:, 1]] = rc[:, 1]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9), gridspec_kw={"width_ratios": [1, 1, 1.5]})
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), gridspec_kw={"width_ratios": [1, 1, 1.4]})
     for ax, img, what in ((axes[0], rows, "row id → first half of the rotary pairs"),
                           (axes[1], cols, "column id → second half of the rotary pairs")):
         ax.imshow(img, cmap="viridis")
@@ -49,9 +49,10 @@ def draw_vision_position_ids(grid_h: int = 6, grid_w: int = 8, spatial_merge_siz
         ax.axvspan(start - 0.5, start + group - 0.5, color="grey", alpha=0.12, lw=0)
     ax.set_xlabel("row of pixel_values (the ViT's sequence order)")
     ax.set_ylabel("id")
-    ax.set_title(f"in sequence order: each {spatial_merge_size}x{spatial_merge_size} merge group "
-                 f"({group} rows, shaded) is contiguous", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"in sequence order: each {spatial_merge_size}x{spatial_merge_size} merge group\n"
+                 f"({group} consecutive rows, every other one shaded)", fontsize=10)
+    ax.set_ylim(-0.5, max(grid_h, grid_w) + 1.8)  # head room: the legend sits above the data
+    ax.legend(loc="upper left", fontsize=8, ncol=2)
     fig.suptitle(f"Vision 2D-RoPE ids of a {grid_h}x{grid_w} patch grid (white squares: merge groups)",
                  fontsize=11)
     fig.tight_layout()
@@ -69,22 +70,22 @@ def plot_vision_rotary_angles(grid_h: int = 8, grid_w: int = 8, head_dim: int = 
     pos = torch.from_numpy(np.stack([r.ravel(), c.ravel()], axis=1))  # [N, 2] raster order
     angles = vision_rotary_angles(pos, head_dim, theta).numpy()  # [N, head_dim/2]
     quarter = head_dim // 4
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
     ax = axes[0]
     im = ax.imshow(np.cos(angles), aspect="auto", cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest")
     ax.axvline(quarter - 0.5, color="k", lw=1.5)
     ax.set_xlabel(f"rotary pair (frequency index), {head_dim // 2} pairs for head_dim {head_dim}")
     ax.set_ylabel(f"patch (raster order, row-major, {grid_w} per row)")
-    ax.set_title(f"cos(angle): pairs 0–{quarter - 1} follow the row (change every {grid_w} patches), "
-                 f"pairs {quarter}–{2 * quarter - 1} the column", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_title(f"cos(angle): pairs 0–{quarter - 1} follow the row (change every {grid_w} patches),\n"
+                 f"pairs {quarter}–{2 * quarter - 1} the column (black line: the boundary)", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="cos(angle)")
     ax = axes[1]
     inv = inverse_frequencies(head_dim // 2, theta).numpy()  # [head_dim/4]
     ax.semilogy(np.arange(quarter), inv, "o-", color=ROPE_ROW_COLOURS["h"], label="row pairs 0…")
     ax.semilogy(np.arange(quarter, 2 * quarter), inv, "s-", color=ROPE_ROW_COLOURS["w"], label=f"column pairs {quarter}…")
     ax.set_xlabel("rotary pair")
     ax.set_ylabel("radians per patch step")
-    ax.set_title(f"frequencies theta^(-2i/{head_dim // 2}), theta = {theta:g}: the same ladder on both axes",
+    ax.set_title(f"frequencies theta^(-2i/{head_dim // 2}), theta = {theta:g}:\nthe same ladder on both axes",
                  fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -101,7 +102,7 @@ def plot_relative_scores(scores: np.ndarray, grid_h: int, grid_w: int,
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(anchors) + 1, figsize=(4.4 * (len(anchors) + 1), 4.0))
+    fig, axes = plt.subplots(1, len(anchors) + 1, figsize=(3.9 * (len(anchors) + 1), 3.9), layout="constrained")
     lo, hi = float(scores.min()), float(scores.max())
     extent = (-grid_w + 0.5, grid_w - 0.5, grid_h - 0.5, -grid_h + 0.5)  # Δcol, Δrow in [-(n-1), n-1]
     centred = []
@@ -112,17 +113,16 @@ def plot_relative_scores(scores: np.ndarray, grid_h: int, grid_w: int,
         centred.append(canvas)
         im = ax.imshow(canvas, cmap="viridis", vmin=lo, vmax=hi, extent=extent)
         ax.set_title(f"query at (row {ar}, col {ac}): q·k per key", fontsize=10)
-    fig.colorbar(im, ax=axes[len(anchors) - 1], fraction=0.046)
+    fig.colorbar(im, ax=list(axes[:len(anchors)]), fraction=0.04, shrink=0.75, label="q·k (same colour scale)")
     diff = np.abs(centred[0] - centred[1])
     ax = axes[-1]
     im = ax.imshow(diff, cmap="magma", extent=extent)
-    ax.set_title(f"|difference| where both exist: max {np.nanmax(diff):.1e}", fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(f"|difference| where both exist:\nmax {np.nanmax(diff):.1e}", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, shrink=0.75, label="|q·k difference|")
     for ax in axes:
         ax.set_xlabel("Δcol = key col − query col")
         ax.set_ylabel("Δrow = key row − query row")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle("RoPE is relative: after rotation q·k depends only on the (Δrow, Δcol) offset", fontsize=11)
-    fig.tight_layout()
     return fig

@@ -45,8 +45,8 @@ def draw_block_mask(grid_thw, ax=None):
         ax.axvline(b - 0.5, color="grey", lw=0.6)
     mids = [(a + z) / 2 - 0.5 for a, z in zip(bounds[:-1], bounds[1:])]
     labels = _segment_labels(grid_thw)
-    ax.set_xticks(mids, labels, fontsize=7)
-    ax.set_yticks(mids, [x.replace("\n", " ") for x in labels], fontsize=7)
+    ax.set_xticks(mids, labels, fontsize=8)
+    ax.set_yticks(mids, [x.replace("\n", " ") for x in labels], fontsize=8)
     kept = mask.sum()
     ax.set_xlabel(f"key (patch row in the packed sequence, N = {n})")
     ax.set_ylabel("query (patch row)")
@@ -141,8 +141,9 @@ def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: f
     """
     plt = _plt()
     errors = [float((a - b).abs().max()) for a, b in zip(ours, reference)]
+    many = len(errors) > 8  # a 32-block tower: a wider figure, labels upright
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        fig, ax = plt.subplots(figsize=(min(12.0, 3.0 + 0.27 * len(errors)) if many else 6.5, 3.6))
     fig = ax.figure
     labels = layer_labels(len(errors), kind)
     nonzero = [e for e in errors if e > 0]
@@ -161,7 +162,7 @@ def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: f
     ax.set_yscale("log")
     ax.set_ylim(floor, max(errors + [tolerance]) * 30)
     ax.set_xlim(-0.6, len(errors) - 0.4)
-    ax.set_xticks(x, labels, rotation=45 if len(errors) > 8 else 0, fontsize=8)
+    ax.set_xticks(x, labels, rotation=90 if many else 0, fontsize=8)
     ax.set_ylabel("max |ours - transformers|")
     default = (f"Hidden states, layer by layer: all {len(errors)} bit-identical" if not nonzero else
                f"Hidden states, layer by layer: {len(zeros)} of {len(errors)} bit-identical, "
