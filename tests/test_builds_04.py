@@ -87,3 +87,11 @@ def test_random_towers_and_grids_equal_the_package(nb, grid, depth, heads, head_
     pv, g = _inputs(grid, seed)
     with torch.no_grad():
         assert _max(built(pv, g), pkg(pv, g)) <= TOL
+
+
+def test_the_builds_are_the_lesson_pieces_and_self_contained():
+    from nbbuild import _cells, build_names
+
+    assert build_names("04_vision_encoder") == ["patch_embed", "vision_rope", "packed_attention", "vision_block",
+                                                "patch_merger", "vision_tower"]
+    assert not any("qwenvl_study" in src for _, src in _cells("04_vision_encoder"))  # written, not imported

@@ -101,3 +101,10 @@ def test_random_layers_positions_and_padding_equal_the_package(nb, batch, length
     real = mask.bool()
     assert _max(mine[real], theirs[real]) <= TOL  # padded rows are never read (both give their own filler)
     assert torch.isfinite(mine).all()
+
+
+def test_the_builds_are_the_lesson_pieces_and_self_contained():
+    from nbbuild import _cells, build_names
+
+    assert build_names("05_language_model") == ["rms_norm", "swiglu", "mrope", "gqa_attention", "decoder_layer"]
+    assert not any("qwenvl_study" in src for _, src in _cells("05_language_model"))  # written, not imported
