@@ -1,6 +1,7 @@
-"""The vision encoder: a 675M ViT over packed variable-length sequences, then the 2x2 PatchMerger.
+"""The vision encoder: a 665M ViT (2B) over packed variable-length sequences, then the 2x2 PatchMerger.
 
-Paper §2.1 (model architecture): a ViT of ~675M parameters (32 blocks of width 1280, 16 heads)
+Paper §2.1 (model architecture): a ViT the paper puts at 675M parameters (32 blocks of width 1280, 16 heads;
+665.3M / 675.8M / 699.4M in 2B / 7B / 72B, because the merger's last Linear outputs the LLM's width)
 with 14x14 patches and **2D-RoPE** instead of absolute positions; images keep their native
 resolution, so several images of different sizes are *packed* into one sequence and each attends
 only to itself; a video is cut into 2-frame tubes (an image is two identical frames); finally an

@@ -29,6 +29,26 @@ def test_savefig_writes_at_least_110_dpi(tmp_path):
         assert min(png.info["dpi"]) >= 109.5  # PNG stores pixels per metre: 120 dpi reads back as 119.99
 
 
+def test_layer_errors_draw_exact_zeros_as_zeros_and_name_the_final_norm():
+    """Lessons 04 and 06: a bit-identical hidden state is a marker labelled 0 (not a bar at an invented height),
+    and the LLM's last hidden state is the final norm, not another layer."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    ours = [torch.zeros(3), torch.ones(3), torch.ones(3)]
+    reference = [torch.zeros(3), torch.ones(3) + 1e-6, torch.ones(3)]
+    fig = viz.plot_layer_errors(ours, reference, kind="llm")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["embeddings", "layer 0", "final norm\n(after layer 1)"]
+    assert len(ax.patches) == 1 and "2 of 3 bit-identical" in ax.get_title()  # one bar: the nonzero difference
+    assert [t.get_text() for t in ax.texts] == ["0", "0"]
+    plt.close(fig)
+    fig = viz.plot_layer_errors(ours[:2], ours[:2])
+    assert "all 2 bit-identical" in fig.axes[0].get_title() and not fig.axes[0].patches
+    plt.close(fig)
+    assert viz.layer_labels(3) == ["patch embed", "block 0", "block 1"]
+
+
 # --- lessons 01-02: no text on text, no legend on a curve, text >= 8 pt, width <= 12 in ---------------------
 def _drawn_texts(fig):
     """(text, bbox) of every text the Agg renderer actually draws (tick labels outside the view excluded)."""
@@ -226,3 +246,25 @@ def test_clip_training_draws_and_labels_the_floor():
 def test_training_stages_refuse_an_unknown_state():
     with pytest.raises(ValueError, match="states in"):
         viz.draw_training_stages([("A", "1", [("warm", "ViT"), ("trained", "c"), ("frozen", "LLM")])])
+
+
+def test_lesson04_05_06_figures_have_no_overlaps_and_readable_text():
+    import matplotlib.pyplot as plt
+    import torch
+
+    ids = torch.tensor([151644] * 14 + [151652] + [151655] * 12 + [151653] + [100] * 9)
+    same, off = [torch.ones(2)] * 33, [torch.ones(2) + 1e-6] * 33
+    figures = {
+        "plot_layer_errors (3 states, zeros)": viz.plot_layer_errors(same[:3], [same[0]] + off[:2], kind="llm"),
+        "plot_layer_errors (the 2B tower's 33)": viz.plot_layer_errors(same, off),
+        "plot_layer_errors (the 2B LLM's 29)": viz.plot_layer_errors(same[:29], off[:29], kind="llm"),
+        "draw_block_mask": viz.draw_block_mask([[1, 16, 16], [2, 8, 8], [1, 8, 12]]),
+        "draw_temporal_slices": viz.draw_temporal_slices(viz.toy_video(4, 112, 112)),
+        "plot_attention_memory": viz.plot_attention_memory([256, 320, 320, 192, 192, 400, 144, 384]),
+        "draw_gqa": viz.draw_gqa(),
+        "draw_embedding_merge": viz.draw_embedding_merge(ids),
+        "plot_next_token_filters": viz.plot_next_token_filters(torch.randn(151936) * 0.1),
+    }
+    problems = {name: _layout_problems(fig) for name, fig in figures.items()}
+    plt.close("all")
+    assert not any(problems.values()), problems

@@ -18,7 +18,7 @@ from .lesson01_resolution import (draw_patch_grid, draw_patch_order, plot_tokens
 from .lesson02_vision_rope import draw_vision_position_ids, plot_vision_rotary_angles, plot_relative_scores
 from .lesson03_mrope import plot_mrope_ids, plot_position_budget, plot_rope_drift, plot_mrope_sections
 from .lesson04_vision import (draw_block_mask, toy_video, draw_temporal_slices, plot_attention_memory,
-                              plot_layer_errors)
+                              layer_labels, plot_layer_errors)
 from .lesson05_language import draw_embedding_merge, draw_gqa, plot_next_token_filters
 from .lesson07_video import (draw_frame_timeline, moving_patch, draw_video_tubes, explain_video,
                              plot_video_tokens_vs_duration, plot_video_context, draw_gif_modes)
@@ -52,6 +52,7 @@ __all__ = [
     "toy_video",
     "draw_temporal_slices",
     "plot_attention_memory",
+    "layer_labels",
     "plot_layer_errors",
     "draw_embedding_merge",
     "draw_gqa",

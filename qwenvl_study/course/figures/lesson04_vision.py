@@ -15,7 +15,7 @@ from ...resolution import PATCH_SIZE
 from ._style import _plt
 
 __all__ = ["draw_block_mask", "toy_video", "draw_temporal_slices", "plot_attention_memory",
-           "plot_layer_errors"]
+           "layer_labels", "plot_layer_errors"]
 
 def _segment_labels(grid_thw) -> list[str]:
     labels = []
@@ -45,8 +45,8 @@ def draw_block_mask(grid_thw, ax=None):
         ax.axvline(b - 0.5, color="grey", lw=0.6)
     mids = [(a + z) / 2 - 0.5 for a, z in zip(bounds[:-1], bounds[1:])]
     labels = _segment_labels(grid_thw)
-    ax.set_xticks(mids, labels, fontsize=7)
-    ax.set_yticks(mids, [x.replace("\n", " ") for x in labels], fontsize=7)
+    ax.set_xticks(mids, labels, fontsize=8)
+    ax.set_yticks(mids, [x.replace("\n", " ") for x in labels], fontsize=8)
     kept = mask.sum()
     ax.set_xlabel(f"key (patch row in the packed sequence, N = {n})")
     ax.set_ylabel("query (patch row)")
@@ -118,19 +118,55 @@ def plot_attention_memory(image_patches: Sequence[int], heads: int = 16, ax=None
     return fig
 
 
-def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: float = 1e-5):
-    """max |ours - reference| per hidden state (embeddings, block 0, 1, ...): the layer-by-layer parity."""
+def layer_labels(n: int, kind: str = "vision") -> list[str]:
+    """Names of ``n`` hidden states in transformers' ``output_hidden_states`` convention.
+
+    ``"vision"``: the patch embeddings, then the output of every block. ``"llm"``: the embeddings, the
+    output of layers 0 .. n-3 (= the input of the next layer), and last the *final norm* applied to the
+    last layer's output — transformers (and ours) return that normed state in place of the raw one.
+    """
+    if kind == "vision":
+        return ["patch embed"] + [f"block {i}" for i in range(n - 1)]
+    if kind == "llm":
+        return ["embeddings"] + [f"layer {i}" for i in range(n - 2)] + [f"final norm\n(after layer {n - 2})"]
+    raise ValueError(f"layer_labels: kind must be 'vision' or 'llm', got {kind!r}")
+
+
+def plot_layer_errors(ours: Sequence, reference: Sequence, ax=None, tolerance: float = 1e-5, kind: str = "vision",
+                      title: str | None = None):
+    """max |ours - reference| per hidden state (``layer_labels(kind)``): the layer-by-layer parity.
+
+    A difference of exactly 0 (bit-identical) has no height on a log axis: it is drawn as a marker on
+    the floor labelled "0", so a figure of zeros says so instead of showing bars at an invented value.
+    """
     plt = _plt()
     errors = [float((a - b).abs().max()) for a, b in zip(ours, reference)]
+    many = len(errors) > 8  # a 32-block tower: a wider figure, labels upright
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 3.6))
+        fig, ax = plt.subplots(figsize=(min(12.0, 3.0 + 0.27 * len(errors)) if many else 6.5, 3.6))
     fig = ax.figure
-    labels = ["embed"] + [f"block {i}" for i in range(len(errors) - 1)]
-    ax.bar(range(len(errors)), [max(e, 1e-12) for e in errors], color="#1f77b4")
+    labels = layer_labels(len(errors), kind)
+    nonzero = [e for e in errors if e > 0]
+    floor = min(nonzero + [tolerance]) / 100
+    x = np.arange(len(errors))
+    if nonzero:
+        ax.bar([i for i, e in zip(x, errors) if e > 0], nonzero, color="#1f77b4", bottom=floor,
+               label="max |ours - transformers|")
+    zeros = [i for i, e in zip(x, errors) if e == 0]
+    if zeros:
+        ax.plot(zeros, [floor * 1.6] * len(zeros), "D", color="#2ca02c", ms=6, ls="none",
+                label="exactly 0 (bit-identical)")
+        for i in zeros:
+            ax.text(i, floor * 3.2, "0", ha="center", va="bottom", fontsize=8, color="#2ca02c")
     ax.axhline(tolerance, color="red", ls="--", lw=1, label=f"tolerance {tolerance:g}")
     ax.set_yscale("log")
-    ax.set_xticks(range(len(errors)), labels, rotation=45 if len(errors) > 8 else 0, fontsize=8)
+    ax.set_ylim(floor, max(errors + [tolerance]) * 30)
+    ax.set_xlim(-0.6, len(errors) - 0.4)
+    ax.set_xticks(x, labels, rotation=90 if many else 0, fontsize=8)
     ax.set_ylabel("max |ours - transformers|")
-    ax.set_title("Hidden states, layer by layer (bars at 1e-12 are exactly equal)", fontsize=9)
-    ax.legend(fontsize=8)
+    default = (f"Hidden states, layer by layer: all {len(errors)} bit-identical" if not nonzero else
+               f"Hidden states, layer by layer: {len(zeros)} of {len(errors)} bit-identical, "
+               f"largest difference {max(errors):.1e}")
+    ax.set_title(title or default, fontsize=9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig

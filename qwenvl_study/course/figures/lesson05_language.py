@@ -87,7 +87,7 @@ def plot_next_token_filters(logits, *, temperature: float = 0.7, top_k: int = 20
     x = np.arange(len(order))
     ax.bar(x - 0.2, base.numpy(), width=0.4, label="softmax(logits)", color="#bbbbbb")
     ax.bar(x + 0.2, after.numpy(), width=0.4, label=f"T={temperature}, top-k={top_k}, top-p={top_p}", color="#1f77b4")
-    ax.set_xticks(x, [str(int(i)) for i in order], rotation=90, fontsize=7)
+    ax.set_xticks(x, [str(int(i)) for i in order], rotation=90, fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel(f"token id (the {show} most likely)")
     ax.set_ylabel("probability (log scale)")
