@@ -37,6 +37,13 @@ __all__ = ["CourseMedia", "COURSE_MEDIA", "course_config", "CourseQwen2VL", "Exa
 IGNORE = -100
 
 
+# The LLM's rotary base. Qwen2-VL's 1e6 is sized for 32K-token contexts; with 16 frequency pairs per head and
+# Qwen2-VL's section layout (t, h, w) = (4, 6, 6) the width axis gets the 6 *lowest* frequencies, which at
+# 1e6 rotate 1.8e-4 .. 2.4e-6 rad per merged cell: columns would be all but indistinguishable. At 30 they
+# rotate 0.12 .. 0.04 rad per cell (rows 0.43 .. 0.15) and a whole course chat (< 400 tokens) still fits.
+COURSE_ROPE_THETA = 30.0
+
+
 @dataclass(frozen=True)
 class CourseMedia:
     """Pixel budgets of the course model (``min_pixels``/``max_pixels`` of the vision items)."""
@@ -94,7 +101,7 @@ COURSE_MEDIA = CourseMedia()
 
 def course_config(vocab: CourseVocab, *, vision_width: int = 128, vision_depth: int = 4, text_width: int = 256,
                   text_layers: int = 4, text_heads: int = 8, kv_heads: int = 2, mlp: int = 768,
-                  rope_theta: float = 1_000_000.0) -> Qwen2VLConfig:
+                  rope_theta: float = COURSE_ROPE_THETA) -> Qwen2VLConfig:
     """The tiny Qwen2-VL: ViT width 128 x 4 blocks (4 heads of 32: 8 row + 8 column rotary pairs),
     2x2 merger to 256, Qwen2 decoder 256 x 4 layers, GQA 8 query / 2 key-value heads of 32,
     mrope_section (4, 6, 6), SwiGLU 768, tied embeddings over the trimmed vocabulary.

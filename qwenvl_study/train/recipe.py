@@ -91,7 +91,7 @@ VISUAL, LLM = ("visual.",), ("model.", "lm_head")
 _ALL_TASKS = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 0.6}
 
 STAGES: tuple[Stage, ...] = (
-    Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=30, batch_size=32, lr=2e-3, warmup=10),
+    Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=150, batch_size=32, lr=2e-3, warmup=10),
     Stage(0, "ViT pretraining: dense shape labels (stands for DFN's ViT)", VISUAL, "dense", steps=800,
           batch_size=32, lr=2e-3, warmup=20, label="stage0v", seed=150),
     Stage(1, "ViT + merger, LLM frozen", VISUAL, "vision", steps=40, batch_size=16, lr=1e-3, mix=_ALL_TASKS,
