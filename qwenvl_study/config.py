@@ -1,8 +1,8 @@
 """Configs of Qwen2-VL: the vision tower, the language model, and the published presets.
 
 Paper: "Qwen2-VL: Enhancing Vision-Language Model's Perception of the World at Any Resolution",
-§2.1 (model architecture) and Table 1 (model sizes: a 675M ViT for every size, then Qwen2 LLMs of
-1.5B / 7.6B / 72B).
+§2.1 (model architecture) and Table 1 (model sizes: a "675M" ViT for every size — 665M / 676M / 699M
+measured, since the merger's last Linear outputs the LLM width — then Qwen2 LLMs of 1.5B / 7.6B / 72B).
 Reference: transformers/models/qwen2_vl/configuration_qwen2_vl.py (5.x nested ``text_config`` /
 ``vision_config``) and the published ``config.json`` of Qwen/Qwen2-VL-*-Instruct (4.x flat layout:
 LLM keys at the top level, ``vision_config`` with ``in_chans``/``embed_dim``, ``rope_scaling`` with
@@ -406,7 +406,7 @@ def count_parameters(config: Qwen2VLConfig) -> ParameterCount:
 
 
 # ----------------------------------------------------------------------------------------------
-# The structure printout (the seed's print(model), transformers 4.45 layout), from the config alone
+# The structure printout (the course lesson's print(model), transformers 4.45 layout), from the config alone
 # ----------------------------------------------------------------------------------------------
 def _linear(i: int, o: int, bias: bool) -> str:
     return f"Linear(in_features={i}, out_features={o}, bias={bias})"

@@ -27,7 +27,7 @@ Budgets (qwen-vl-utils' constants, as a named preset — ``MEDIA_PRESETS``):
   per-frame floor (128 tokens per pair) does not bind, i.e. up to ``2 * total_pixels / (1.05 *
   VIDEO_MIN_PIXELS)`` frames.
 
-Presets: ``"0.0.8"`` (the default; the Qwen2-VL-era release the dev extra pins and the seed ran):
+Presets: ``"0.0.8"`` (the default; the Qwen2-VL-era release the dev extra pins and the course lesson ran):
 ``total_pixels = 24576 * 28 * 28`` → at most 24576 tokens per video up to ~365 frames;
 ``"0.0.10"``: ``int(128000 * 28 * 28 * 0.9)`` (sized for a 128K context) → up to 115200 tokens, and
 ``smart_nframes`` floors instead of rounding and never exceeds the frame count; ``"paper"``: the

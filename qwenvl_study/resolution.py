@@ -138,7 +138,7 @@ def smart_resize(
        as multiples of ``factor`` allow.
 
     ``rule="qwen-vl-utils"`` additionally clamps each rounded side to ``>= factor`` before the
-    checks (what the seed's pipeline runs first); see the module docstring for the difference.
+    checks (what the course lesson's pipeline runs first); see the module docstring for the difference.
     ``min_pixels`` / ``max_pixels`` may be floats: qwen-vl-utils' per-frame video budget
     (``total_pixels / nframes * 2``) is one, and rounding it would change ``beta``.
     """

@@ -81,3 +81,26 @@ def test_deterministic_from_nothing(one_process, tmp_path):
     assert _curve(again["history"]) == _curve(result["history"])  # bit for bit
     sd1, sd2 = result["model"].state_dict(), again["model"].state_dict()
     assert all(torch.equal(sd1[k], sd2[k]) for k in sd1)
+
+
+def test_a_stage_after_evaluation_trains_on_row_major_weights(tmp_path):
+    """Evaluation's ``generate`` stores wide matrices column-major (the decode layout) on rank 0 only;
+    DDP then refused the next stage ("params[63] ... appears not to match strides" in a real 2-process
+    run). Each stage starts from row-major parameters again, on every rank."""
+    from dataclasses import replace
+
+    from qwenvl_study.language import use_decode_layout
+    from qwenvl_study.train.loop import train_stage
+    from qwenvl_study.train.recipe import set_trainable
+    from qwenvl_study.train.vocab import build_vocab, course_tokenizer
+
+    cfg = smoke_config(tmp_path)
+    tokenizer = course_tokenizer()
+    vocab = build_vocab(tokenizer)
+    model = cfg.build(vocab)
+    assert use_decode_layout(model) > 0  # what generate() does
+    assert not all(p.is_contiguous() for p in model.parameters())
+    stage = replace(cfg.stages[-1], steps=1)
+    set_trainable(model, stage.trainable, verbose=False)
+    train_stage(model, stage, tokenizer, vocab, cfg)
+    assert all(p.is_contiguous() for p in model.parameters())

@@ -189,6 +189,12 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
     A ``"dense"`` stage (0v) trains ``model.visual`` with a ``DenseHead`` (``model.dense_head`` afterwards,
     for its scores; not part of the shipped weights)."""
     rank, world = _dist()
+    # Evaluation (``generate``) stores wide matrices column-major for decoding (``use_decode_layout``) on
+    # rank 0 only: back to row-major, so every rank (and a resumed run) trains on the same layout —
+    # DDP refuses parameters whose strides differ across processes.
+    for p in model.parameters():
+        if not p.is_contiguous():
+            p.data = p.data.contiguous()
     dense = stage.data == "dense"
     if dense:
         torch.manual_seed(config.seed + 1)
