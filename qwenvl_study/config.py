@@ -484,7 +484,7 @@ def model_structure(config: Qwen2VLConfig) -> str:
 # ----------------------------------------------------------------------------------------------
 QWEN_VL_VS_QWEN2_VL: list[tuple[str, str, str]] = [
     ("aspect", "Qwen-VL", "Qwen2-VL"),
-    ("vision encoder", "ViT-bigG/14 (1.9B), from OpenCLIP", "ViT 665M/676M/699M by size (DFN-initialised), 14px"),
+    ("vision encoder", "ViT-bigG/14 from OpenCLIP (image tower 1.84B; the paper says 1.9B)", "ViT 665M/676M/699M by size (DFN-initialised), 14px"),
     ("input resolution", "fixed 448x448", "native, any size (smart_resize to multiples of 28)"),
     ("ViT positions", "learned absolute (interpolated)", "2D-RoPE over (row, column)"),
     ("connector", "1-layer cross-attention, 256 learned queries", "2x2 patch merge + 2-layer MLP"),

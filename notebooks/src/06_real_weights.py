@@ -228,6 +228,31 @@ print("greedy tokens equal to transformers for image, GIF and video:",
 print("decoded texts equal:", all(r["text"] == r["ref_text"] for r in results.values()) if EXACT else "see the table (bf16)")
 
 # %% [markdown]
+# ### 5b. Without the real weights: a model that was trained
+#
+# The stand-in's random weights print random text. The course also ships a Qwen2-VL that *was* trained — the
+# same architecture at 4.4M parameters, trained from nothing on synthetic shapes on 2 CPU cores (lesson 11) — so
+# without the 2B weights, here are real answers from it (and its mistakes: its held-out scores are in lesson 11's
+# model card). `qs.load_course_model()` → `qs.ask(model, tokenizer, image, question)`.
+
+# %%
+if REAL:
+    print("real weights loaded: the answers above are the 2B's.")
+else:
+    from qwenvl_study.train import data as D
+
+    course_model, course_tokenizer = qs.load_course_model()
+    scene_sample = D.make_sample(606, 0, "find")
+    for question in (scene_sample.question, D.COUNT_Q, D.DESCRIBE_Q):
+        said = qs.ask(course_model, course_tokenizer, scene_sample.media, question)
+        print(f"Q: {question:<28} A: {said}")
+    print(f"truth: {len(scene_sample.scene.shapes)} shapes; {D.describe(scene_sample.scene.shapes)}; "
+          f"box of {scene_sample.question[9:-1]} {scene_sample.target.box} px in {scene_sample.scene.size}")
+    video = D.make_sample(606, 1, "direction")
+    print(f"Q: {video.question}  A: {qs.ask(course_model, course_tokenizer, video.media, video.question)}  "
+          f"(truth: {video.answer})")
+
+# %% [markdown]
 # ## Exercises
 #
 # Solutions, each asserting its answer (run by `tests/test_solutions.py`):

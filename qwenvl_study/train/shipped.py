@@ -77,7 +77,7 @@ def write_card(directory: str | Path, summary: dict) -> Path:
             continue
         rows.append(f"| {key} | " + " | ".join(f"{sc.get(t, float('nan')):.2f}" for t in tasks) + " |")
     rows.append("| goal | " + " | ".join(f"{GOALS[t]:.2f}" for t in tasks) + " |")
-    stages = "\n".join(f"| {s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
+    stages = "\n".join(f"| {(s.get('label') or '').replace('stage', '') or s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
                        f"{', '.join(s['trainable'])} | {summary['seconds'].get(s.get('label') or 'stage' + str(s['index']), '')} |"
                        for s in summary["stages"])
     vit = summary["scores"].get("stage0v") or {}
