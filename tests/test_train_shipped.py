@@ -34,7 +34,7 @@ def test_files_and_size():
     for name in ("config.json", "vocab.json", "card.md", "history.json"):
         assert (COURSE_MODEL_DIR / name).is_file()
     h = course_model_history()
-    assert set(h["history"]) == {"stage0", "stage1", "stage2", "stage3"}
+    assert set(h["history"]) == {"stage0", "stage0v", "stage1", "stage2", "stage3"}
 
 
 def test_parameters_and_architecture(shipped):
