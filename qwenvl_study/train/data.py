@@ -151,11 +151,12 @@ class Sample:
 # ---------------------------------------------------------------------------------------------
 # Drawing
 # ---------------------------------------------------------------------------------------------
-def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape) -> None:
-    """Fill ``shape`` into its box: circle inscribed, square filling, triangle apex-up on the bottom edge."""
+def draw_shape(draw: ImageDraw.ImageDraw, shape: Shape, fill: Any = None) -> None:
+    """Fill ``shape`` into its box: circle inscribed, square filling, triangle apex-up on the bottom edge
+    (in its colour, or in ``fill``: ``dense.label_map`` draws class ids with the same geometry)."""
     x1, y1 = shape.x, shape.y
     x2, y2 = x1 + shape.side - 1, y1 + shape.side - 1  # last pixel inside the box
-    fill = COLOURS[shape.colour]
+    fill = COLOURS[shape.colour] if fill is None else fill
     if shape.kind == "circle":
         draw.ellipse((x1, y1, x2, y2), fill=fill)
     elif shape.kind == "square":

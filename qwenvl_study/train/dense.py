@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import MERGE_SIZE, PATCH_SIZE
 from .course import COURSE_MEDIA, CourseMedia
-from .data import COLOURS, KINDS, Scene, random_scene, render
+from .data import COLOURS, KINDS, Scene, draw_shape, random_scene, render
 
 __all__ = ["CLASSES", "N_AREA", "DenseHead", "DenseBatch", "dense_example", "dense_batch", "dense_loss",
            "dense_scores", "label_map", "VIDEO_SHARE"]
@@ -47,18 +47,11 @@ VIDEO_SHARE = 0.3  # this share of the images is drawn at the video frame budget
 
 def label_map(scene: Scene) -> Image.Image:
     """The scene drawn with class ids instead of colours (``"L"`` image: 0 background, 1-12 a class),
-    the same geometry as ``data.draw_shape``."""
+    by ``data.draw_shape`` itself (the same geometry)."""
     lab = Image.new("L", scene.size, 0)
     draw = ImageDraw.Draw(lab)
     for s in scene.shapes:
-        x1, y1, x2, y2 = s.x, s.y, s.x + s.side - 1, s.y + s.side - 1
-        value = 1 + CLASSES.index((s.colour, s.kind))
-        if s.kind == "circle":
-            draw.ellipse((x1, y1, x2, y2), fill=value)
-        elif s.kind == "square":
-            draw.rectangle((x1, y1, x2, y2), fill=value)
-        else:
-            draw.polygon([(x1, y2), (x2, y2), ((x1 + x2) / 2, y1)], fill=value)
+        draw_shape(draw, s, fill=1 + CLASSES.index((s.colour, s.kind)))
     return lab
 
 

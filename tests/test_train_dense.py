@@ -1,0 +1,49 @@
+"""Stage 0v's targets (``train/dense.py``): the label map is the rendered scene, the per-patch targets
+are consistent with the scene, and the loss falls when the head is right."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from qwenvl_study.train import data as D
+from qwenvl_study.train.dense import CLASSES, N_AREA, DenseHead, dense_batch, dense_example, dense_loss, label_map
+
+
+@pytest.mark.parametrize("index", range(12))
+def test_label_map_covers_exactly_the_drawn_pixels(index):
+    scene = D.random_scene(random.Random(f"dense:{index}"))
+    img, lab = np.asarray(D.render(scene)), np.asarray(label_map(scene))
+    background = (img == np.array(scene.background)).all(-1)
+    assert ((lab > 0) == ~background).all()
+    for s in scene.shapes:  # each shape's class id sits at its box centre
+        assert lab[s.y + s.side // 2, s.x + s.side // 2] == 1 + CLASSES.index((s.colour, s.kind))
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_targets_agree_with_the_scene(index):
+    scene = D.random_scene(random.Random(f"dense:{index}"))
+    pixels, grid, area, centre, box, cls = dense_example(scene)
+    n = int(grid.prod())
+    assert pixels.shape == (n, 1176) and area.shape == (n, N_AREA) and centre.shape == box.shape[:1] == (n,)
+    assert torch.allclose(area.sum(-1), torch.ones(n))
+    assert int(centre.sum()) == len(scene.shapes)  # one centre patch per shape (centres >= 18 px apart)
+    assert sorted(cls[centre > 0].tolist()) == sorted(CLASSES.index((s.colour, s.kind)) for s in scene.shapes)
+    assert ((box[centre > 0][:, :2] >= 0) & (box[centre > 0][:, :2] <= 1)).all()  # the centre lies in its patch
+
+
+def test_loss_is_lower_for_the_true_targets_than_for_a_wrong_head():
+    batch = dense_batch(5, range(4))
+    n = batch.centre.shape[0]
+    perfect = torch.full((n, N_AREA + 4 + len(CLASSES)), -30.0)
+    perfect[:, :N_AREA] = torch.log(batch.area.clamp_min(1e-9))
+    perfect[:, N_AREA] = torch.where(batch.centre > 0, 30.0, -30.0)
+    perfect[:, N_AREA + 1:N_AREA + 4] = batch.box
+    perfect[torch.arange(n), N_AREA + 4 + batch.cls] = 30.0
+    good, parts = dense_loss(perfect, batch)
+    bad, _ = dense_loss(torch.zeros_like(perfect), batch)
+    assert parts["box"] < 1e-6 and parts["class"] < 1e-6 and parts["centre"] < 1e-6
+    assert good < 0.5 * bad
+    head = DenseHead(16)
+    assert head(torch.zeros(n // 4, 16)).shape == perfect.shape  # 4 patches per merged token
