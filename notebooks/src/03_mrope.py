@@ -305,7 +305,7 @@ print("build = package (ids and deltas):", torch.equal(pids, package_ids) and to
 # ## Exercises
 #
 # Work each by hand first, then check in code with the builds above. Solutions, each asserting its answer:
-# [`notebooks/solutions/03_mrope.py`](solutions/03_mrope.py) (run by `tests/test_solutions.py`).
+# `notebooks/solutions/03_mrope.py` (run by `tests/test_solutions.py`).
 #
 # ### Exercise 3.1 — The ids of a prompt with one 56×84 image, by hand
 #

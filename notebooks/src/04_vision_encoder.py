@@ -482,7 +482,7 @@ viz.plot_attention_memory([256, 320, 320, 192, 192, 400, 144, 384]);
 # ## Exercises
 #
 # Solutions, each asserting its answer (run by `tests/test_solutions.py`):
-# [`notebooks/solutions/04_vision_encoder.py`](solutions/04_vision_encoder.py).
+# `notebooks/solutions/04_vision_encoder.py`.
 #
 # ### Exercise 4.1 — Why 1176?
 # By hand: how many numbers does one row of `pixel_values` hold, and why that many? How many weights does the

@@ -436,7 +436,7 @@ print("sampled tokens equal under the same random seed:", torch.equal(a, b))
 # ## Exercises
 #
 # Solutions, each asserting its answer (run by `tests/test_solutions.py`):
-# [`notebooks/solutions/05_language_model.py`](solutions/05_language_model.py).
+# `notebooks/solutions/05_language_model.py`.
 #
 # ### Exercise 5.1 — What GQA saves in the 2B
 # By hand, from the 2B config (28 layers, 12 query heads, 2 key/value heads, head_dim 128, width 1536): the KV

@@ -256,7 +256,7 @@ else:
 # ## Exercises
 #
 # Solutions, each asserting its answer (run by `tests/test_solutions.py`):
-# [`notebooks/solutions/06_real_weights.py`](solutions/06_real_weights.py).
+# `notebooks/solutions/06_real_weights.py`.
 #
 # ### Exercise 6.1 — The 2B's parameters, part by part
 # From the 2B config alone (ViT: width 1280, 32 blocks, MLP 5120, merger 5120 → 1536; LLM: vocabulary 151,936,

@@ -364,7 +364,7 @@ for ele in [{"type": "video", "video": MP4, "fps": 1, "nframes": 4},
 # ## Exercises
 #
 # Work each by hand first, then check in code with the builds above. Solutions, each asserting its answer:
-# [`notebooks/solutions/07_video_and_gif.py`](solutions/07_video_and_gif.py) (run by `tests/test_solutions.py`).
+# `notebooks/solutions/07_video_and_gif.py` (run by `tests/test_solutions.py`).
 #
 # ### Exercise 7.1 — Tokens for a 10-second clip at 2 fps, by hand
 #
