@@ -176,13 +176,17 @@ gh, gw = int(grid[0, 1]), int(grid[0, 2])
 # back from the 2x2-merge order to the row-major patch grid: [gh*gw] -> [gh/2, gw/2, 2, 2] -> [gh, gw]
 def unmerge(a):
     return a.reshape(gh // 2, gw // 2, 2, 2).permute(0, 2, 1, 3).reshape(gh, gw)
-fill = unmerge(area.argmax(-1))
+# each patch coloured by the shape class covering most of it (where shapes cover >= 20% of it), else white
+shape_share = area[:, 1:].sum(-1)  # [N] fraction of the patch covered by any shape
+fill = unmerge(torch.where(shape_share >= 0.2, area[:, 1:].argmax(-1) + 1, 0))
+palette = np.array([[1.0, 1.0, 1.0]] + [np.array(D.COLOURS[c]) / 255 for c, _ in CLASSES])  # class id -> RGB
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
 axes[0].imshow(D.render(scene)); axes[0].set_title(f"the image ({scene.width}x{scene.height} px)", fontsize=9)
-axes[1].imshow(fill, cmap="tab20", vmin=0, vmax=19)
+axes[0].set_xlabel("x (px)"), axes[0].set_ylabel("y (px)")
+axes[1].imshow(palette[fill.numpy()])
 for r, c in zip(*np.nonzero(unmerge(centre).numpy())):
     axes[1].text(c, r, "x", ha="center", va="center", color="black", fontsize=12)
-axes[1].set_title(f"its {gh}x{gw} patches: the class filling each (colour), centres (x)", fontsize=9)
+axes[1].set_title(f"its {gh}x{gw} patches: the shape covering each (its colour), box centres (x)", fontsize=9)
 axes[1].set_xlabel("patch column"), axes[1].set_ylabel("patch row")
 fig.tight_layout()
 print("stage 0v held-out scores of the shipped run:", history["scores"].get("stage0v"))
