@@ -182,12 +182,18 @@ def _lr(stage: Stage, step: int) -> float:
     return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def dense_head(model: CourseQwen2VL, config: TrainConfig) -> DenseHead:
+    """Stage 0v's head for ``model`` (its initial weights from ``config.seed + 1``)."""
+    torch.manual_seed(config.seed + 1)
+    return DenseHead(model.config.vision.hidden_size, model.config.vision.spatial_merge_size)
+
+
 def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVocab, config: TrainConfig,
-                *, steps: int | None = None) -> list[dict]:
+                *, steps: int | None = None, head: DenseHead | None = None) -> list[dict]:
     """Train ``stage`` (its parameters already set trainable); returns the history, one row per step:
     ``{"step", "loss", "tokens", "lr", "time"}`` with ``loss`` the mean over the global batch.
-    A ``"dense"`` stage (0v) trains ``model.visual`` with a ``DenseHead`` (``model.dense_head`` afterwards,
-    for its scores; not part of the shipped weights)."""
+    A ``"dense"`` stage (0v) trains ``model.visual`` together with ``head`` (default: a new ``dense_head``;
+    pass one to score it afterwards; it is not part of the shipped weights)."""
     rank, world = _dist()
     # Evaluation (``generate``) stores wide matrices column-major for decoding (``use_decode_layout``) on
     # rank 0 only: back to row-major, so every rank (and a resumed run) trains on the same layout —
@@ -197,10 +203,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
             p.data = p.data.contiguous()
     dense = stage.data == "dense"
     if dense:
-        torch.manual_seed(config.seed + 1)
-        head = DenseHead(model.config.vision.hidden_size, model.config.vision.spatial_merge_size)
-        model.__dict__["dense_head"] = head  # kept outside the state dict
-        module: nn.Module = _DenseNet(model.visual, head)
+        module: nn.Module = _DenseNet(model.visual, dense_head(model, config) if head is None else head)
     else:
         module = model
     params = [p for p in module.parameters() if p.requires_grad]
@@ -325,10 +328,10 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 print(f"{key}: resumed from {ckpt} ({format_scores(scores[key])})")
             continue
         t0 = time.perf_counter()
-        history[key] = train_stage(model, stage, tokenizer, vocab, config)
+        head = dense_head(model, config) if stage.data == "dense" else None
+        history[key] = train_stage(model, stage, tokenizer, vocab, config, head=head)
         times[key] = round(time.perf_counter() - t0, 1)
         scores[key] = {}
-        head = model.__dict__.pop("dense_head", None)
         if rank == 0:
             if config.eval_n and head is not None:
                 scores[key] = dense_scores(model.visual, head, n=config.eval_n, media=config.media)
