@@ -57,20 +57,41 @@ def test_resume_skips_finished_stages(one_process, capsys):
     assert all((sd1[k] == sd2[k]).all() for k in sd1)
 
 
-def test_two_processes_give_the_one_process_curve(one_process, tmp_path):
-    _, result = one_process
+def _torchrun_smoke(out, *extra):
+    """``make train``'s command at smoke scale on 2 processes (gloo); returns its history.json."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           "-m", "qwenvl_study.train", "--smoke", "--no-progress", "--out", str(tmp_path)]
+           "-m", "qwenvl_study.train", "--smoke", "--no-progress", *extra, "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    summary = json.loads((tmp_path / "history.json").read_text())
+    return json.loads((out / "history.json").read_text())
+
+
+def test_two_processes_give_the_one_process_curve(one_process, tmp_path):
+    _, result = one_process
+    summary = _torchrun_smoke(tmp_path)
     assert summary["world_size"] == 2
     ddp, single = _curve(summary["history"]), _curve(result["history"])
     assert len(ddp) == len(single)
     worst = max(abs(a - b) / b for a, b in zip(ddp, single))
     print(f"2-process vs 1-process loss curve: worst relative difference {worst:.2e}")
     assert worst <= 1e-5, (worst, ddp, single)
+
+
+def test_two_processes_give_the_one_process_curve_with_the_answer_loss(tmp_path):
+    """The re-weighted loss (``--loss answer``) divides by the global number of answers: same curve too."""
+    from qwenvl_study.train.loop import with_loss
+
+    single = train(with_loss(smoke_config(tmp_path / "one"), "answer", 0.25))
+    summary = _torchrun_smoke(tmp_path / "two", "--loss", "answer", "--digit-weight", "0.25")
+    assert summary["stages"][0]["loss"] == "answer" and summary["stages"][1].get("loss") is None  # 0v: dense
+    ddp, one = _curve(summary["history"]), _curve(single["history"])
+    assert len(ddp) == len(one)
+    worst = max(abs(a - b) / b for a, b in zip(ddp, one))
+    print(f"answer loss, 2-process vs 1-process: worst relative difference {worst:.2e}")
+    assert worst <= 1e-5, (worst, ddp, one)
+    plain = _curve(train(smoke_config(tmp_path / "plain"))["history"])
+    assert max(abs(a - b) for a, b in zip(plain, one)) > 1e-3  # the option changes the loss
 
 
 def test_deterministic_from_nothing(one_process, tmp_path):

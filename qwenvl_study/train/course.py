@@ -32,7 +32,9 @@ from .data import Sample, messages_for
 from .vocab import CourseVocab
 
 __all__ = ["CourseMedia", "COURSE_MEDIA", "course_config", "CourseQwen2VL", "Example", "encode_sample",
-           "encode_messages", "collate", "answer_loss", "answer_labels", "IGNORE"]
+           "encode_messages", "collate", "answer_loss", "answer_labels", "answer_weights", "weighted_answer_loss",
+           "box_digit_weights",
+           "IGNORE"]
 
 IGNORE = -100
 
@@ -223,3 +225,43 @@ def answer_loss(logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = 
     shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])  # [B*(L-1), V]
     shift_labels = labels[:, 1:].reshape(-1)  # [B*(L-1)]
     return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE, reduction=reduction)
+
+
+def answer_weights(labels: torch.Tensor) -> torch.Tensor:
+    """Per-token weights [B, L-1] for the shifted labels ``labels[:, 1:]``: ``1 / len(answer)`` on each
+    supervised token, 0 elsewhere, so that every answer (a run of supervised tokens) weighs 1 in total.
+
+    A box answer is 24 tokens (12 of them digits), a count answer 2: under the per-token mean the boxes'
+    digits carry ~80% of a mixed batch's loss and the one-digit answers almost nothing."""
+    sup = labels[:, 1:] != IGNORE  # [B, L-1]
+    starts = sup & ~torch.cat([torch.zeros_like(sup[:, :1]), sup[:, :-1]], dim=1)  # first token of each answer
+    run = torch.cumsum(starts.long(), dim=1) * sup  # [B, L-1]: answer number (1, 2, ...) or 0
+    flat = (run + torch.arange(labels.shape[0])[:, None] * labels.shape[1]) * sup  # unique id per answer, 0 = none
+    lengths = torch.bincount(flat.reshape(-1), minlength=int(flat.max()) + 1).to(torch.float32)
+    lengths[0] = 1.0
+    return sup.float() / lengths[flat]
+
+
+def box_digit_weights(labels: torch.Tensor, digit_ids: torch.Tensor, box_start: int, box_end: int,
+                      digit_weight: float) -> torch.Tensor:
+    """Per-token factors [B, L-1] for the shifted labels: ``digit_weight`` on a digit inside
+    ``<|box_start|> ... <|box_end|>`` (a coordinate), 1 elsewhere (a count's digit is its whole answer)."""
+    t = labels[:, 1:]  # [B, L-1]
+    inside = (torch.cumsum((t == box_start).long() - (t == box_end).long(), dim=1) > 0)  # after a box_start
+    return torch.where(inside & torch.isin(t, digit_ids), digit_weight, 1.0)
+
+
+def weighted_answer_loss(logits: torch.Tensor, labels: torch.Tensor, token_factor: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sum over answers of each answer's weighted token loss, number of answers)``: divide the first by
+    the (global) second and every answer weighs the same (the course model's training loss, ``Stage.loss``).
+
+    ``token_factor [B, L-1]`` (optional) scales each target's weight inside its answer (the recipe weighs a
+    box's digits less: ``box_digit_weights``)."""
+    w = answer_weights(labels)  # [B, L-1]
+    n_answers = w.sum().round()
+    if token_factor is not None:
+        w = w * token_factor
+    ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                         ignore_index=IGNORE, reduction="none")  # [B*(L-1)]
+    return (ce * w.reshape(-1)).sum(), n_answers

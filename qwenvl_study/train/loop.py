@@ -32,7 +32,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .course import COURSE_MEDIA, CourseMedia, CourseQwen2VL, answer_loss, collate, course_config, encode_sample
+from .course import (COURSE_MEDIA, CourseMedia, CourseQwen2VL, answer_loss, collate, course_config, encode_sample,
+                     weighted_answer_loss, box_digit_weights)
 from .data import make_sample, make_text_sample
 from .dense import DenseBatch, DenseHead, dense_batch, dense_loss, dense_scores
 from .recipe import LORA_STAGE, STAGES, Stage, lora_model, set_trainable
@@ -137,6 +138,8 @@ def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, med
         return vars(dense_batch(seed, indices, media))
     if stage.data == "text":
         samples = [make_text_sample(seed, i) for i in indices]
+    elif step < stage.lead_steps:  # the curriculum's lead: one task alone, one question per chat
+        samples = [make_sample(seed, i, mix={stage.lead: 1.0}, max_turns=1) for i in indices]
     else:
         samples = [make_sample(seed, i, mix=stage.mix, max_turns=stage.max_turns) for i in indices]
     return collate([encode_sample(s, tokenizer, vocab, media) for s in samples], vocab.special("<|endoftext|>"))
@@ -182,6 +185,12 @@ def _lr(stage: Stage, step: int) -> float:
     return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def box_digits(vocab: CourseVocab, tokenizer: Any) -> tuple[torch.Tensor, int, int]:
+    """The ten digits' local ids and the local ids of ``<|box_start|>`` / ``<|box_end|>``."""
+    digits = torch.tensor([vocab.local(tokenizer.encode(str(d))[0]) for d in range(10)])
+    return digits, vocab.special("<|box_start|>"), vocab.special("<|box_end|>")
+
+
 def dense_head(model: CourseQwen2VL, config: TrainConfig) -> DenseHead:
     """Stage 0v's head for ``model`` (its initial weights from ``config.seed + 1``)."""
     torch.manual_seed(config.seed + 1)
@@ -220,6 +229,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
         from tqdm.auto import tqdm
 
         bar = tqdm(bar, desc=stage.key.replace("stage", "stage "), leave=True, dynamic_ncols=True)
+    digits = box_digits(vocab, tokenizer)
     history, t0 = [], time.perf_counter()
     batches = iter(_prefetch(stage, steps, tokenizer, vocab, config, rank, world))
     for step in bar:
@@ -236,8 +246,13 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
         else:
             labels = batch.pop("labels")
             logits = net(**batch)
-            local_sum = answer_loss(logits, labels, reduction="sum")
-            count = _all_reduce((labels[:, 1:] != -100).sum().to(torch.float64))
+            if stage.loss == "answer":
+                factor = box_digit_weights(labels, *digits, stage.digit_weight) if stage.digit_weight != 1 else None
+                local_sum, n_answers = weighted_answer_loss(logits, labels, factor)
+                count = _all_reduce(n_answers.to(torch.float64))
+            else:
+                local_sum = answer_loss(logits, labels, reduction="sum")
+                count = _all_reduce((labels[:, 1:] != -100).sum().to(torch.float64))
             loss = local_sum * (world / count.to(local_sum.dtype))
         loss.backward()
         if config.grad_clip:
@@ -393,6 +408,24 @@ def smoke_config(out: str | Path, *, steps: int = 2, batch_size: int = 4, progre
                        model=SMOKE_MODEL, eval_n=0, workers=0, progress=progress)
 
 
+def with_loss(config: TrainConfig, loss: str, digit_weight: float) -> TrainConfig:
+    """``config`` with every text stage (and LoRA) on ``loss`` / ``digit_weight`` (``Stage.loss``)."""
+    stages = tuple(s if s.data == "dense" else replace(s, loss=loss, digit_weight=digit_weight) for s in config.stages)
+    lora = None if config.lora is None else replace(config.lora, loss=loss, digit_weight=digit_weight)
+    return replace(config, stages=stages, lora=lora)
+
+
+def with_lead(config: TrainConfig, task: str, steps: int) -> TrainConfig:
+    """``config`` whose stage 2 first trains ``steps`` steps on one-question ``task`` chats alone (a curriculum)."""
+    from .evaluate import GOALS
+
+    if task not in GOALS or steps < 1:
+        raise ValueError(f"--lead wants TASK:STEPS with TASK in {sorted(GOALS)} and STEPS >= 1, got {task}:{steps}")
+    stages = tuple(replace(s, steps=s.steps + steps, lead=task, lead_steps=steps) if s.key == "stage2" else s
+                   for s in config.stages)
+    return replace(config, stages=stages)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m qwenvl_study.train",
                                      description="Train the course's tiny Qwen2-VL from nothing (issue 12).")
@@ -405,6 +438,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="data worker processes per training process")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="a seconds-long run of the same code at a tiny width (tests)")
+    parser.add_argument("--lead", default=None, metavar="TASK:STEPS",
+                        help="a curriculum: stage 2 first trains STEPS steps on one-question TASK chats alone "
+                             "(added to its steps), then its mix")
+    parser.add_argument("--loss", choices=("token", "answer"), default="token",
+                        help="the text stages' loss: per-token mean (the recipe) or every answer weighing 1")
+    parser.add_argument("--digit-weight", type=float, default=1.0,
+                        help="with --loss answer: the factor of a box's coordinate digit inside its answer")
     args = parser.parse_args(argv)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -418,6 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          workers=args.workers, progress=not args.no_progress)
     if args.smoke:
         config = smoke_config(args.out, progress=not args.no_progress)
+    if args.loss != "token" or args.digit_weight != 1.0:
+        config = with_loss(config, args.loss, args.digit_weight)
+    if args.lead:
+        task, _, n = args.lead.partition(":")
+        config = with_lead(config, task, int(n))
     t0 = time.perf_counter()
     result = train(config)
     rank, _ = _dist()

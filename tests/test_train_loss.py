@@ -1,0 +1,143 @@
+"""The course model's training loss: every answer weighs 1 (``course.answer_weights``), a box's digit
+``digit_weight`` inside its answer (``course.box_digit_weights``), DDP-safe as (sum, number of answers).
+
+Checked against a plain per-answer loop on random label masks (hypothesis), against transformers'
+per-token mean where the two must agree (answers of equal length, weights 1), and on the real vocabulary.
+"""
+
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwenvl_study.train import data as D
+from qwenvl_study.train.course import (IGNORE, answer_loss, answer_weights, box_digit_weights, encode_sample,
+                                       weighted_answer_loss)
+from qwenvl_study.train.loop import box_digits
+from qwenvl_study.train.vocab import build_vocab, course_tokenizer
+
+
+@st.composite
+def label_batches(draw):
+    """Labels [B, L] with runs of supervised tokens (answers) separated by -100, and logits [B, L, V]."""
+    B, L, V = draw(st.integers(1, 3)), draw(st.integers(2, 24)), draw(st.integers(2, 9))
+    seed = draw(st.integers(0, 2**16))
+    g = torch.Generator().manual_seed(seed)
+    sup = torch.rand(B, L, generator=g) < draw(st.floats(0.1, 0.9))
+    labels = torch.where(sup, torch.randint(0, V, (B, L), generator=g), torch.full((B, L), IGNORE))
+    return labels, torch.randn(B, L, V, generator=g), torch.rand(B, L - 1, generator=g) + 0.1
+
+
+def _answers(row):
+    """Index lists of the runs of supervised targets in one shifted label row."""
+    runs, cur = [], []
+    for k, t in enumerate(row.tolist()):
+        if t != IGNORE:
+            cur.append(k)
+        elif cur:
+            runs.append(cur)
+            cur = []
+    return runs + ([cur] if cur else [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(label_batches())
+def test_weights_sum_to_one_per_answer(batch):
+    labels, _, _ = batch
+    w = answer_weights(labels)
+    runs = [_answers(row) for row in labels[:, 1:]]
+    for b, rb in enumerate(runs):
+        covered = set()
+        for run in rb:
+            assert torch.allclose(w[b, run].sum(), torch.tensor(1.0), atol=1e-6)
+            assert torch.allclose(w[b, run], w[b, run[0]].expand(len(run)))  # equal inside an answer
+            covered |= set(run)
+        outside = [k for k in range(w.shape[1]) if k not in covered]
+        assert (w[b, outside] == 0).all()
+    assert round(float(w.sum())) == sum(len(rb) for rb in runs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(label_batches())
+def test_weighted_loss_equals_a_per_answer_loop(batch):
+    labels, logits, tw = batch
+    total, n = weighted_answer_loss(logits, labels, tw)
+    want, count = 0.0, 0
+    lp = F.log_softmax(logits[:, :-1].float(), -1)
+    for b, row in enumerate(labels[:, 1:]):
+        for run in _answers(row):
+            want += sum(-lp[b, k, row[k]].item() * tw[b, k].item() for k in run) / len(run)
+            count += 1
+    assert int(n) == count
+    assert abs(total.item() - want) <= 1e-5 * max(1.0, abs(want))
+
+
+def test_equal_length_answers_give_transformers_mean():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.full((3, 12), IGNORE)
+    labels[:, 2:5] = torch.randint(0, 7, (3, 3), generator=g)  # one 3-token answer per row
+    labels[1, 7:10] = torch.randint(0, 7, (3,), generator=g)  # and a second one in row 1
+    logits = torch.randn(3, 12, 7, generator=g)
+    total, n = weighted_answer_loss(logits, labels)
+    assert int(n) == 4
+    assert torch.allclose(total / n, answer_loss(logits, labels), atol=1e-6)
+    # unequal lengths: a 1-token answer now weighs as much as a 5-token one (the per-token mean differs)
+    labels[2, 5:7] = torch.randint(0, 7, (2,), generator=g)
+    total, n = weighted_answer_loss(logits, labels)
+    assert not torch.allclose(total / n, answer_loss(logits, labels), atol=1e-4)
+
+
+def test_box_digits_weigh_less_a_counts_digit_does_not():
+    tok = course_tokenizer()
+    vocab = build_vocab(tok)
+    digits, start, end = box_digits(vocab, tok)
+    assert len(set(digits.tolist())) == 10
+    chat = D.make_sample(5, 3, "find", max_turns=3)  # a box answer, then a description, then a count
+    ex = encode_sample(chat, tok, vocab)
+    f = box_digit_weights(ex.labels[None], digits, start, end, 0.25)[0]  # [L-1]
+    t = ex.labels[1:]
+    words = [(tok.decode(vocab.to_real(t[k:k + 1]).tolist()), float(f[k])) for k in range(len(t)) if t[k] != IGNORE]
+    box = [w for w, _ in words].index("<|box_start|>"), [w for w, _ in words].index("<|box_end|>")
+    inside = words[box[0] + 1:box[1]]
+    assert sum(w.isdigit() for w, _ in inside) >= 8
+    assert all(fw == (0.25 if w.isdigit() else 1.0) for w, fw in inside)
+    assert all(fw == 1.0 for w, fw in words[:box[0] + 1] + words[box[1]:])
+    assert words[-2][0].isdigit() and words[-2][1] == 1.0  # the count's digit keeps weight 1
+    # the answers' totals: a box 16/25, the description and the count 1
+    w = answer_weights(ex.labels[None])[0] * f
+    assert abs(float(w.sum()) - (16 / 25 + 1 + 1)) < 1e-5
+
+
+def test_a_default_stage_keeps_its_fingerprint_fields():
+    from dataclasses import replace
+
+    from qwenvl_study.train.recipe import STAGES
+
+    plain = STAGES[3].to_dict()
+    assert "loss" not in plain and "digit_weight" not in plain  # fingerprints of runs before the option stay valid
+    weighted = replace(STAGES[3], loss="answer", digit_weight=0.25).to_dict()
+    assert weighted["loss"] == "answer" and weighted["digit_weight"] == 0.25
+
+
+def test_a_curriculum_lead_draws_one_task_alone_then_the_mix():
+    import pytest
+
+    from qwenvl_study.train.course import COURSE_MEDIA
+    from qwenvl_study.train.loop import TrainConfig, stage_batch, with_lead
+
+    tok = course_tokenizer()
+    vocab = build_vocab(tok)
+    cfg = with_lead(TrainConfig(), "find", 5)
+    stage = next(s for s in cfg.stages if s.key == "stage2")
+    assert stage.lead == "find" and stage.lead_steps == 5 and stage.steps == 905
+    assert stage.to_dict()["lead"] == "find"
+    assert [s.steps for s in cfg.stages if s.key != "stage2"] == [s.steps for s in TrainConfig().stages if s.key != "stage2"]
+    first = stage_batch(stage, 4, tok, vocab, COURSE_MEDIA)  # the lead's last step
+    later = stage_batch(stage, 5, tok, vocab, COURSE_MEDIA)  # the mix's first
+    texts = [tok.decode(vocab.to_real(row).tolist()) for row in first["input_ids"]]
+    assert all(t.count("Find the") == 1 for t in texts)  # one find question per chat
+    assert round(float(answer_weights(first["labels"]).sum())) == stage.batch_size
+    later_texts = [tok.decode(vocab.to_real(row).tolist()) for row in later["input_ids"]]
+    assert any("How many shapes" in t or "Describe" in t or "Which way" in t for t in later_texts)  # the mix
+    with pytest.raises(ValueError, match="TASK:STEPS"):
+        with_lead(TrainConfig(), "finds", 5)
