@@ -341,7 +341,7 @@ fig.tight_layout()
 #
 # ### A re-weighted loss (measured, not adopted)
 #
-# transformers' loss is the mean over all supervised tokens, and a box answer is 24 tokens (12 of them digits)
+# transformers' loss is the mean over all supervised tokens, and a box answer is up to 25 tokens (12 of them digits)
 # while a count answer is 2: in a mixed batch the boxes' digits carry most of the loss, and until the model can
 # locate a shape those digits are noise. A stage can instead train on a re-weighted loss: **every answer weighs 1**
 # (each token `1 / len(answer)`), and inside a box **a coordinate digit weighs 1/4** (`Stage.loss = "answer"`,

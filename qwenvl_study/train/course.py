@@ -231,7 +231,7 @@ def answer_weights(labels: torch.Tensor) -> torch.Tensor:
     """Per-token weights [B, L-1] for the shifted labels ``labels[:, 1:]``: ``1 / len(answer)`` on each
     supervised token, 0 elsewhere, so that every answer (a run of supervised tokens) weighs 1 in total.
 
-    A box answer is 24 tokens (12 of them digits), a count answer 2: under the per-token mean the boxes'
+    A box answer is up to 25 tokens (up to 12 of them digits), a count answer 2: under the per-token mean the boxes'
     digits carry ~80% of a mixed batch's loss and the one-digit answers almost nothing."""
     sup = labels[:, 1:] != IGNORE  # [B, L-1]
     starts = sup & ~torch.cat([torch.zeros_like(sup[:, :1]), sup[:, :-1]], dim=1)  # first token of each answer
@@ -254,10 +254,10 @@ def box_digit_weights(labels: torch.Tensor, digit_ids: torch.Tensor, box_start: 
 def weighted_answer_loss(logits: torch.Tensor, labels: torch.Tensor, token_factor: torch.Tensor | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sum over answers of each answer's weighted token loss, number of answers)``: divide the first by
-    the (global) second and every answer weighs the same (the course model's training loss, ``Stage.loss``).
+    the (global) second and every answer weighs the same (``Stage.loss = "answer"``, an option of the recipe).
 
-    ``token_factor [B, L-1]`` (optional) scales each target's weight inside its answer (the recipe weighs a
-    box's digits less: ``box_digit_weights``)."""
+    ``token_factor [B, L-1]`` (optional) scales each target's weight inside its answer (``Stage.digit_weight``
+    weighs a box's digits less: ``box_digit_weights``)."""
     w = answer_weights(labels)  # [B, L-1]
     n_answers = w.sum().round()
     if token_factor is not None:

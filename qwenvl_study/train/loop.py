@@ -229,7 +229,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
         from tqdm.auto import tqdm
 
         bar = tqdm(bar, desc=stage.key.replace("stage", "stage "), leave=True, dynamic_ncols=True)
-    digits = box_digits(vocab, tokenizer)
+    digits = box_digits(vocab, tokenizer) if stage.loss == "answer" else None
     history, t0 = [], time.perf_counter()
     batches = iter(_prefetch(stage, steps, tokenizer, vocab, config, rank, world))
     for step in bar:
@@ -417,10 +417,10 @@ def with_loss(config: TrainConfig, loss: str, digit_weight: float) -> TrainConfi
 
 def with_lead(config: TrainConfig, task: str, steps: int) -> TrainConfig:
     """``config`` whose stage 2 first trains ``steps`` steps on one-question ``task`` chats alone (a curriculum)."""
-    from .evaluate import GOALS
+    from .data import TASKS
 
-    if task not in GOALS or steps < 1:
-        raise ValueError(f"--lead wants TASK:STEPS with TASK in {sorted(GOALS)} and STEPS >= 1, got {task}:{steps}")
+    if task not in TASKS or steps < 1:
+        raise ValueError(f"--lead wants TASK:STEPS with TASK in {list(TASKS)} and STEPS >= 1, got {task}:{steps}")
     stages = tuple(replace(s, steps=s.steps + steps, lead=task, lead_steps=steps) if s.key == "stage2" else s
                    for s in config.stages)
     return replace(config, stages=stages)
