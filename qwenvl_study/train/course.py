@@ -262,6 +262,5 @@ def weighted_answer_loss(logits: torch.Tensor, labels: torch.Tensor, token_facto
     n_answers = w.sum().round()
     if token_factor is not None:
         w = w * token_factor
-    ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                         ignore_index=IGNORE, reduction="none")  # [B*(L-1)]
+    ce = answer_loss(logits, labels, reduction="none")  # [B*(L-1)], 0 where the label is -100
     return (ce * w.reshape(-1)).sum(), n_answers

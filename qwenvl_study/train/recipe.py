@@ -43,7 +43,7 @@ ViT too; here the targets are a regex anchored at ``model.layers.N.self_attn.(q|
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable
 
 from torch import nn
@@ -94,13 +94,13 @@ class Stage:
         when they differ from their defaults, so that a stage's fingerprint (``loop.TrainConfig.fingerprint``)
         is the one it had before they existed."""
         d = asdict(self)
-        for key, default in _LATER_FIELDS.items():
-            if d[key] == default:
-                del d[key]
+        for f in fields(self):
+            if f.name in _LATER_FIELDS and d[f.name] == f.default:
+                del d[f.name]
         return d
 
 
-_LATER_FIELDS = {"loss": "token", "digit_weight": 1.0, "lead": "", "lead_steps": 0}
+_LATER_FIELDS = ("loss", "digit_weight", "lead", "lead_steps")
 
 
 VISUAL, LLM = ("visual.",), ("model.", "lm_head")
