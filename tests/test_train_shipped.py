@@ -1,10 +1,11 @@
 """The shipped course model: it loads, it answers in the course's answer language, and its held-out
 scores hold; a model with the same tensors shuffled fails the same checks.
 
-What the shipped run reached (card.md): the answer language is learned (every answer well formed: a
-digit 1-5, one box after a "the colour kind" phrase, a list of known shape names, a direction word), the
-visual content is not (scores near chance) — so the weight check here is well-formedness >= 0.9, which
-a shuffled model cannot meet, plus score floors at chance level minus a margin.
+What the shipped run reached (card.md, 100 held-out questions per task): count 0.80, direction 0.32, find
+and describe near 0; every answer well formed (a digit 1-5, one box after a "the colour kind" phrase, a
+list of known shape names, a direction word). So the weight checks here are well-formedness >= 0.9, which a
+shuffled model cannot meet, and count >= 0.5 on these 12 held-out images (this model: 8 of 12; chance among
+five answers is 0.2).
 """
 
 import pytest
@@ -19,7 +20,7 @@ from qwenvl_study.train.shipped import COURSE_MODEL_DIR, course_model_history
 
 N = 12
 SEEDS = {"count": 9101, "find": 9102, "describe": 9103, "direction": 9104}  # held out: never trained on
-THRESHOLDS = {"count": 0.0, "find": 0.0, "describe": 0.0, "direction": 0.0}  # the shipped scores: near chance
+THRESHOLDS = {"count": 0.5, "find": 0.0, "describe": 0.0, "direction": 0.0}  # count learned; the rest near chance
 WELL_FORMED = 0.9
 
 

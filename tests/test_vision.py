@@ -131,6 +131,26 @@ def test_video_slices_do_not_attend_to_each_other(tiny_model):
     assert _max_err(video, slices) <= TOL
 
 
+@pytest.mark.parametrize("size", [(56, 56), (112, 84), (56, 168)])
+def test_a_blank_canvas_gives_every_token_the_same_vector(tiny_model, size):
+    """No absolute position anywhere in the tower (2D-RoPE is relative, patches do not overlap, no CLS):
+    on a uniform image every patch starts equal and attention only averages equal values, so every merged
+    token leaves equal. *Where* a shape lies is not in its token: the LLM must read it from M-RoPE
+    (notebook 11, Going deeper: why the course model's boxes fail)."""
+    w, h = size
+    pv, grid = preprocess_image(Image.new("RGB", (w, h), (230, 210, 240)), min_pixels=w * h, max_pixels=w * h)
+    with torch.no_grad():
+        merged = tiny_model(pv, grid)  # [h*w/784, hidden]
+    assert merged.shape[0] == (w // 28) * (h // 28) >= 4
+    assert _max_err(merged, merged[:1].expand_as(merged)) <= TOL
+    assert merged.abs().max() > 1e-3  # not trivially zero
+    pv2 = pv.clone()
+    pv2[0] += 1.0  # one patch differs: its neighbours' tokens now differ from the far ones
+    with torch.no_grad():
+        merged2 = tiny_model(pv2, grid)
+    assert _max_err(merged2, merged2[:1].expand_as(merged2)) > 1e-3
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen attention needs a CUDA GPU (none here)")
 def test_varlen_tower_equals_sdpa_on_cuda():  # pragma: no cover - runs only where CUDA is present
     ours = VisionTransformer.random(TINY, attn_backend="sdpa").cuda().to(torch.bfloat16)
