@@ -129,7 +129,8 @@ def test_a_curriculum_lead_draws_one_task_alone_then_the_mix():
     vocab = build_vocab(tok)
     cfg = with_lead(TrainConfig(), "find", 5)
     stage = next(s for s in cfg.stages if s.key == "stage2")
-    assert stage.lead == "find" and stage.lead_steps == 5 and stage.steps == 905
+    plain = next(s for s in TrainConfig().stages if s.key == "stage2")
+    assert stage.lead == "find" and stage.lead_steps == 5 and stage.steps == plain.steps + 5  # the lead adds its steps
     assert stage.to_dict()["lead"] == "find"
     assert [s.steps for s in cfg.stages if s.key != "stage2"] == [s.steps for s in TrainConfig().stages if s.key != "stage2"]
     first = stage_batch(stage, 4, tok, vocab, COURSE_MEDIA)  # the lead's last step
