@@ -380,7 +380,7 @@ fig.tight_layout()
 # surroundings, not where it sits in the image. The coordinates have to be computed by the LLM from M-RoPE —
 # attention whose weights depend on a token's (h, w) but whose values do not carry them — and then divided by the
 # image's width and height in merged cells. The 2B model learns that from vast grounding data; at 4 layers and
-# a few thousand chats it is the task this budget does not reach.
+# ~24k chats it is the task this budget does not reach.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -420,8 +420,8 @@ print(f"the square's own token, moved one cell: cosine {float(cos(a, b, dim=0)):
 #
 # Measured: the whole recipe with this loss in every text stage, stage 2 at 1,800 steps instead of 900 and the
 # direction questions weighted 1.0 instead of 0.6 (a 24.0-min `make train`) scored **0.53 / 0.00 / 0.02 / 0.24**
-# (count / find / describe / direction, 100 held-out questions each) after stage 3 — the shipped recipe's
-# 0.58 / 0.00 / 0.00 / 0.23 of the old recipe (2e-3, 900 steps) within the binomial noise (± 0.05), at twice the steps. Not adopted.
+# (count / find / describe / direction, 100 held-out questions each) after stage 3 — the old recipe's (2e-3, 900
+# steps) 0.58 / 0.00 / 0.00 / 0.23 within the binomial noise (± 0.05), at twice the steps. Not adopted.
 # `python -m qwenvl_study.train --loss answer --digit-weight 0.25 --out outputs/train_answer` trains the recipe
 # with this loss (its 900 stage-2 steps; the run above also had 1,800 and direction 1.0).
 
