@@ -180,9 +180,16 @@ def test_no_video_mix_has_no_direction():
     stages = A.variant_stages("no_video")
     base = A.variant_stages("baseline")
     assert any("direction" in s.mix for s in base)
+    assert any(b.lead == "direction" and b.lead_steps > 0 for b in base)  # stage 3's lead
     for s, b in zip(stages, base):
         assert "direction" not in s.mix and s.steps == b.steps and s.batch_size == b.batch_size
         assert {k: v for k, v in b.mix.items() if k != "direction"} == s.mix
+        assert s.lead != "direction" and s.lead_steps == 0  # the lead's steps are image chats'
+    scaled = A.variant_stages("baseline", steps_scale=0.1)
+    lead = next(s for s in scaled if s.lead)
+    full = next(s for s in base if s.lead)
+    assert lead.lead_steps == round(full.lead_steps * 0.1)
+    assert lead.steps - lead.lead_steps == round((full.steps - full.lead_steps) * 0.1)  # both parts scaled
     vision = [s for s in stages if s.data == "vision"]
     tasks = {make_sample(STAGE_SEED + s.index, i, mix=s.mix).task for s in vision for i in range(60)}
     assert tasks == {"count", "find", "describe"}
@@ -221,7 +228,10 @@ def test_smoke_pipeline_writes_results_that_validate(smoke):
     assert [(r["variant"], r["seed"]) for r in doc["runs"]] == [("baseline", 0), ("rope1d", 0)]
     assert "SMOKE SCALE" in doc["notes"] and "NOT evidence" in doc["notes"] and "112x112" in doc["notes"]
     for r in doc["runs"]:
-        assert r["steps"] == sum(max(1, round(s.steps * 0.002)) for s in STAGES)
+        # every stage's steps x 0.002 (at least 1); stage 3's lead and the rest of its steps each scaled
+        expected = sum(max(1, round(s.lead_steps * 0.002)) + max(1, round((s.steps - s.lead_steps) * 0.002))
+                       if s.lead_steps else max(1, round(s.steps * 0.002)) for s in STAGES)
+        assert r["steps"] == expected
         assert set(r["metrics"]) == set(A.SPLITS) and set(r["metrics"]["longer_video"]) == {"direction"}
         assert (out / "runs" / f"{r['variant']}-s0" / "stage3.safetensors").is_file()
     assert doc["runs"][1]["shared_stages"] == ["stage0", "stage0v"]

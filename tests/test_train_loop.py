@@ -125,3 +125,41 @@ def test_a_stage_after_evaluation_trains_on_row_major_weights(tmp_path):
     set_trainable(model, stage.trainable, verbose=False)
     train_stage(model, stage, tokenizer, vocab, cfg)
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_parameter_groups_per_part_scale_the_vit_step(tmp_path):
+    """``Stage.visual_lr_scale``: the ViT + merger in their own optimiser group at that multiple of the stage's
+    learning rate. Adam's first step moves a parameter by ~lr (its gradient's sign), so after one step the
+    ViT's largest move is ~0.1x the LLM's at scale 0.1 and comparable at scale 1; 1.0 keeps one group."""
+    from dataclasses import replace
+
+    from qwenvl_study.train.loop import parameter_groups, train_stage
+    from qwenvl_study.train.recipe import set_trainable
+    from qwenvl_study.train.vocab import build_vocab, course_tokenizer
+
+    cfg = smoke_config(tmp_path)
+    tokenizer = course_tokenizer()
+    vocab = build_vocab(tokenizer)
+    stage2 = next(s for s in cfg.stages if s.key == "stage2")
+    moves = {}
+    for scale in (1.0, 0.1):
+        stage = replace(stage2, steps=1, warmup=1, visual_lr_scale=scale)
+        model = cfg.build(vocab)
+        set_trainable(model, stage.trainable, verbose=False)
+        groups = parameter_groups(model, stage)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        assert sum(len(g["params"]) for g in groups) == len(trainable)
+        if scale == 1.0:
+            assert len(groups) == 1 and groups[0]["lr_scale"] == 1.0 and groups[0]["params"] == trainable
+        else:
+            visual = {id(p) for n, p in model.named_parameters() if n.startswith("visual.")}
+            assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
+            assert {id(p) for p in groups[1]["params"]} == visual
+        before = {n: p.detach().clone() for n, p in model.named_parameters()}
+        train_stage(model, stage, tokenizer, vocab, cfg)
+        step = {n: (p.detach() - before[n]).abs().max().item() for n, p in model.named_parameters()}
+        moves[scale] = (max(v for n, v in step.items() if n.startswith("visual.")),
+                        max(v for n, v in step.items() if not n.startswith("visual.")))
+    ratio_1, ratio_01 = (moves[s][0] / moves[s][1] for s in (1.0, 0.1))
+    assert 0.5 < ratio_1 < 2.0, moves
+    assert 0.05 < ratio_01 < 0.2, moves

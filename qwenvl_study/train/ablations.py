@@ -391,12 +391,20 @@ _UNTOUCHED: dict[str, frozenset[str]] = {
 
 def variant_stages(variant: str, stages: Sequence[Stage] = STAGES, *, seed: int = 0, steps_scale: float = 1.0,
                    batch_size: int | None = None) -> tuple[Stage, ...]:
-    """The recipe's stages for one run: steps scaled together (``max(1, round(steps * scale))``), the run
-    seed's data (stage seed + 1000 s for s > 0), ``no_video``'s mixes without ``direction``."""
+    """The recipe's stages for one run: steps scaled together (``max(1, round(steps * scale))``; a curriculum
+    lead and the rest of its stage each scaled), the run seed's data (stage seed + 1000 s for s > 0),
+    ``no_video``'s mixes without ``direction`` (and a direction lead's steps become steps of that mix: the same
+    number of steps, images only)."""
     _check_variant(variant)
     out = []
     for s in stages:
         changes: dict[str, Any] = {"steps": max(1, round(s.steps * steps_scale))}
+        if s.lead_steps:
+            lead = max(1, round(s.lead_steps * steps_scale))
+            changes["steps"] = lead + max(1, round((s.steps - s.lead_steps) * steps_scale))
+            changes["lead_steps"] = lead
+            if variant == "no_video" and s.lead == "direction":
+                changes.update(lead="", lead_steps=0)
         if seed:
             changes["seed"] = (STAGE_SEED + s.index if s.seed is None else s.seed) + SEED_STRIDE * seed
         if batch_size is not None:

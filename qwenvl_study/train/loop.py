@@ -185,6 +185,18 @@ def _lr(stage: Stage, step: int) -> float:
     return stage.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def parameter_groups(module: nn.Module, stage: Stage) -> list[dict]:
+    """The trainable parameters of ``module`` in one optimiser group per part (nanoVLM's shape): the ViT +
+    merger (``visual.*``) at ``stage.visual_lr_scale`` times the stage's learning rate, the rest at 1x.
+    A group with no parameters is left out."""
+    parts: dict[float, list] = {}
+    for name, p in module.named_parameters():
+        if p.requires_grad:
+            visual = name.replace("base_model.model.", "").startswith("visual.")
+            parts.setdefault(stage.visual_lr_scale if visual else 1.0, []).append(p)
+    return [{"params": ps, "lr_scale": scale} for scale, ps in sorted(parts.items(), reverse=True)]
+
+
 def box_digits(vocab: CourseVocab, tokenizer: Any) -> tuple[torch.Tensor, int, int]:
     """The ten digits' local ids and the local ids of ``<|box_start|>`` / ``<|box_end|>``."""
     digits = torch.tensor([vocab.local(tokenizer.encode(str(d))[0]) for d in range(10)])
@@ -215,8 +227,9 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
         module: nn.Module = _DenseNet(model.visual, dense_head(model, config) if head is None else head)
     else:
         module = model
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=stage.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
+    groups = parameter_groups(module, stage)
+    params = [p for g in groups for p in g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=stage.lr, betas=(0.9, 0.95), weight_decay=config.weight_decay)
     net: nn.Module = module
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -235,7 +248,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
     for step in bar:
         batch = next(batches)
         for group in optimizer.param_groups:
-            group["lr"] = _lr(stage, step)
+            group["lr"] = _lr(stage, step) * group["lr_scale"]
         if dense:
             batch = DenseBatch(**batch)
             counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum())],
@@ -403,7 +416,8 @@ SMOKE_MODEL = dict(vision_width=32, vision_depth=1, text_width=64, text_layers=1
 
 def smoke_config(out: str | Path, *, steps: int = 2, batch_size: int = 4, progress: bool = False) -> TrainConfig:
     """Every stage (and LoRA) for ``steps`` steps of ``batch_size`` at a tiny width: the CI run of this code."""
-    stages = tuple(replace(s, steps=steps, batch_size=batch_size, warmup=1) for s in STAGES)
+    stages = tuple(replace(s, steps=steps, batch_size=batch_size, warmup=1, lead_steps=min(s.lead_steps, steps // 2))
+                   for s in STAGES)
     return TrainConfig(out=str(out), stages=stages, lora=replace(LORA_STAGE, steps=1, batch_size=batch_size, warmup=1),
                        model=SMOKE_MODEL, eval_n=0, workers=0, progress=progress)
 
