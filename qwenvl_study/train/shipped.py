@@ -77,6 +77,9 @@ def write_card(directory: str | Path, summary: dict) -> Path:
             continue
         rows.append(f"| {key} | " + " | ".join(f"{sc.get(t, float('nan')):.2f}" for t in tasks) + " |")
     rows.append("| goal | " + " | ".join(f"{GOALS[t]:.2f}" for t in tasks) + " |")
+    lead = next((st for st in summary["stages"] if st.get("lead_steps")), None)  # stage 3's curriculum lead
+    lead_text = (f" and starts with {lead['lead_steps']} steps of one-question {lead['lead']} chats alone (a curriculum "
+                 f"lead), then the chats" if lead else "")
     stages = "\n".join(f"| {(s.get('label') or '').replace('stage', '') or s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
                        f"{', '.join(s['trainable'])} | {summary['seconds'].get(s.get('label') or 'stage' + str(s['index']), '')} |"
                        for s in summary["stages"])
@@ -121,7 +124,7 @@ Stage 0 (text-only chats stating the scene as text) stands for the pretrained Qw
 on dense per-patch labels through a linear head that is then dropped, `dense.py`) stands for the pretrained DFN
 ViT the paper starts from (§2.1). {vit_line} Stage 1 trains all of
 `visual.*` with the LLM frozen; stage 2 everything on images + videos, chats of 1-4 questions; stage 3 freezes
-`visual.*` and starts with 800 steps of one-question video chats alone (a curriculum lead), then the chats. LoRA
+`visual.*`{lead_text}. LoRA
 variant (peft, LLM q/k/v/o, r=16, from the stage-2 weights; 30 steps of the chats, no lead): {lora.get('seconds', '-')} s. Loss on
 the assistant answers and their `<|im_end|>` only. AdamW (0.9, 0.95), weight decay 0.01, warm-up + cosine,
 clip 1.0. {summary['world_size']} processes (DDP, gloo) x {summary['threads']} thread.
@@ -138,7 +141,7 @@ Wall time of the run: {summary['wall_seconds'] / 60:.1f} min{' = ' + summary['wa
         text += ("\n## Status: goals not reached\n" + "; ".join(missed) + ". What it has learned: the answer language "
                  "(digits 1-5, one box after a 'the colour kind' phrase, lists of shape names, direction words: see "
                  "`tests/test_train_shipped.py`), to count, and mostly which way a video's shape moves — stage 3 starts "
-                 "with 800 steps of video questions alone, because in the mix the direction words were 2% of the loss "
+                 "with video questions alone, because in the mix the direction words were 2% of the loss "
                  "and the model said 'left' or 'up' to 194 of 200 videos (notebook 11, Going deeper). Stage 2 once "
                  "trained at a peak learning rate of 2e-3 and every answer settled on its slot's prior (count 0.58); at "
                  "3e-4 the same ViT features are read (notebook 11, Going deeper: on one-shape images 2e-3 names the "
