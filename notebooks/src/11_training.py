@@ -380,7 +380,7 @@ fig.tight_layout()
 #
 # - **The motion is in the features, across tubes.** A linear probe on the *last* tube's mean merged token minus
 #   the *first* tube's names the direction of held-out videos 0.71 of the time (1,500 training videos, stage 2's
-#   ViT). One tube alone — its two consecutive frames, a move of 1.5-6 px at 56×56 — gives 0.50, and training the
+#   ViT). One tube alone — its two consecutive frames, a move of 1.5-16 px at 56×56 — gives 0.50, and training the
 #   ViT with a direction head on each tube for 300 steps only 0.36. The ViT never compares tubes (its attention
 #   stays inside one frame's tokens, as in Qwen2-VL): the LLM has to, through M-RoPE's time axis.
 # - **The LLM got almost no signal.** A video's answer is one word and `<|im_end|>`; an image chat's answers are
