@@ -238,7 +238,8 @@ ax.set_yscale("log")
 ax.set_xlabel("step (stages in sequence)")
 ax.set_ylabel("mean loss per answer token")
 ax.legend(fontsize=8)
-ax.set_title("training loss; stage 0 (text-only answers) and 0v (the dense ViT loss) are different tasks", fontsize=10)
+ax.set_title("training loss; stage 0 (text-only answers) and 0v (the dense ViT loss) are different tasks;\nstage 3: 800 steps "
+             "of one-word direction answers alone, then the chats", fontsize=10)
 fig.tight_layout()
 
 # %% [markdown]
