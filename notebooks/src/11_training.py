@@ -395,7 +395,7 @@ fig.tight_layout()
 #
 # | stage 3 | count | find | describe | direction |
 # |---|---|---|---|---|
-# | 100 chat steps at 1e-4 (the recipe before) | 0.80 | 0.00 | 0.01 | 0.32 |
+# | 100 chat steps at 1e-4 (the recipe before; its shipped two-process run) | 0.80 | 0.00 | 0.01 | 0.32 |
 # | lead 800, then 100 chat steps, lr 5e-4 | 0.31 | 0.02 | 0.01 | 0.77 |
 # | lead 800, then 100 chat steps, lr 2e-4 | 0.66 | 0.02 | 0.04 | 0.76 |
 # | **lead 800, then 300 chat steps, lr 2e-4** (adopted; the shipped two-process run: 0.79 / 0.03 / 0.05 / 0.74) | 0.80 | 0.03 | 0.04 | 0.72 |
