@@ -36,7 +36,7 @@ from .course import (COURSE_MEDIA, CourseMedia, CourseQwen2VL, answer_loss, coll
                      weighted_answer_loss, box_digit_weights)
 from .data import make_sample, make_text_sample
 from .dense import DenseBatch, DenseHead, dense_batch, dense_loss, dense_scores
-from .recipe import LORA_STAGE, STAGES, Stage, lora_model, set_trainable
+from .recipe import LORA_STAGE, STAGES, VISUAL, Stage, _matches, lora_model, set_trainable
 from .vocab import CourseVocab, build_vocab, course_tokenizer
 
 __all__ = ["TrainConfig", "init_weights", "build_model", "train", "train_stage", "stage_batch", "main",
@@ -192,8 +192,7 @@ def parameter_groups(module: nn.Module, stage: Stage) -> list[dict]:
     parts: dict[float, list] = {}
     for name, p in module.named_parameters():
         if p.requires_grad:
-            visual = name.replace("base_model.model.", "").startswith("visual.")
-            parts.setdefault(stage.visual_lr_scale if visual else 1.0, []).append(p)
+            parts.setdefault(stage.visual_lr_scale if _matches(name, VISUAL) else 1.0, []).append(p)  # set_trainable's test
     return [{"params": ps, "lr_scale": scale} for scale, ps in sorted(parts.items(), reverse=True)]
 
 
