@@ -216,3 +216,25 @@ def test_ranges_that_cannot_be_drawn_are_refused():
                        (dict(frames=(3, 8)), "frames"), (dict(frames=(8, 4)), "frames"), (dict(sides=56), "pair")):
         with pytest.raises(ValueError, match=match):
             D.make_sample(0, 0, "count", **bad)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10**6), index=st.integers(0, 10**6), task=st.sampled_from(["count", "find", "describe"]),
+       max_shapes=st.integers(1, 4))
+def test_max_shapes_draws_easy_scenes_of_the_contract(seed, index, task, max_shapes):
+    """A curriculum's easy scenes (``Stage.max_shapes``): 1 to ``max_shapes`` shapes, otherwise the contract."""
+    s = D.make_sample(seed, index, task, max_shapes=max_shapes)
+    assert 1 <= len(s.scene.shapes) <= max_shapes
+    _check_shapes(s.scene, s.media)
+    if task == "count":
+        assert s.answer == str(len(s.scene.shapes))
+
+
+def test_max_shapes_reaches_every_count_and_refuses_bad_values():
+    counts = {len(D.make_sample(7, i, "describe", max_shapes=2).scene.shapes) for i in range(40)}
+    assert counts == {1, 2}
+    full = D.make_sample(7, 3, "describe", max_shapes=D.MAX_SHAPES)  # the default: the contract's stream
+    assert full.answer == D.make_sample(7, 3, "describe").answer
+    for bad in (0, 6, 2.0, True):
+        with pytest.raises(ValueError, match="max_shapes"):
+            D.make_sample(7, 3, "describe", max_shapes=bad)

@@ -345,15 +345,18 @@ def _image_qa(rng: random.Random, scene: Scene, task: str) -> tuple[str, str, An
 
 def make_sample(seed: int, index: int, task: str | None = None, *, mix: dict[str, float] | None = None,
                 max_turns: int = 1, sides: tuple[int, int] = SIDES, ratio: tuple[float, float] = RATIO,
-                frames: tuple[int, int] = FRAMES) -> Sample:
+                frames: tuple[int, int] = FRAMES, max_shapes: int = MAX_SHAPES) -> Sample:
     """Sample ``index`` of the set ``seed``: ``task`` if given, else drawn from ``mix`` (task -> weight).
 
     ``max_turns`` > 1 adds up to that many further (question, answer) turns about the same image
     (a chat-format instruction sample; the loss covers every answer). ``sides`` (canvas width and
     height), ``ratio`` (long / short side) and ``frames`` (video length) are (lo, hi) ranges; the
     defaults are the contract's (the training distribution), others draw the evaluation splits —
-    still a pure function of ``(seed, index)`` for each choice of ranges.
+    still a pure function of ``(seed, index)`` for each choice of ranges. ``max_shapes`` < 5: an image
+    holds 1 to ``max_shapes`` shapes (a curriculum's easy scenes; videos are unchanged).
     """
+    if isinstance(max_shapes, bool) or not isinstance(max_shapes, int) or not 1 <= max_shapes <= MAX_SHAPES:
+        raise ValueError(f"max_shapes must be an integer in [1, {MAX_SHAPES}], got {max_shapes!r}")
     if (sides, ratio, frames) != (SIDES, RATIO, FRAMES):
         check_ranges(sides, ratio, frames)
     rng = _rng(seed, index)
@@ -367,7 +370,9 @@ def make_sample(seed: int, index: int, task: str | None = None, *, mix: dict[str
         video, first, mover, direction, _ = random_video(rng, sides=sides, ratio=ratio, frames=frames)
         return Sample("direction", video, direction_question(mover.colour, mover.kind), direction, first, direction)
     while True:
-        scene = random_scene(rng, sides=sides, ratio=ratio)
+        # the contract's draw (1-5, inside random_scene) unless fewer shapes are asked for: the same stream
+        n_shapes = rng.randint(1, max_shapes) if max_shapes != MAX_SHAPES else None
+        scene = random_scene(rng, n_shapes, sides=sides, ratio=ratio)
         if task != "find" or unique_shapes(scene.shapes):
             break
     question, answer, target = _image_qa(rng, scene, task)

@@ -141,7 +141,8 @@ def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, med
     elif step < stage.lead_steps:  # the curriculum's lead: one task alone, one question per chat
         samples = [make_sample(seed, i, mix={stage.lead: 1.0}, max_turns=1) for i in indices]
     else:
-        samples = [make_sample(seed, i, mix=stage.mix, max_turns=stage.max_turns) for i in indices]
+        samples = [make_sample(seed, i, mix=stage.mix, max_turns=stage.max_turns, max_shapes=stage.max_shapes)
+                   for i in indices]
     return collate([encode_sample(s, tokenizer, vocab, media) for s in samples], vocab.special("<|endoftext|>"))
 
 
@@ -382,16 +383,18 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 def train_lora(model: CourseQwen2VL, config: TrainConfig, tokenizer: Any, vocab: CourseVocab) -> dict[str, Any]:
-    """The LoRA variant of stage 3, from the stage-2 weights (a copy; the shipped model is untouched)."""
+    """The LoRA variant of stage 3, from the weights stage 3 starts from (the last stage before it: a copy;
+    the shipped model is untouched)."""
     import copy
 
     from .evaluate import evaluate, format_scores
 
     out = Path(config.out)
     base = copy.deepcopy(model)
-    idx = [s.index for s in config.stages]
-    if 2 in idx and (out / "stage2.safetensors").is_file():
-        _load_state(base, out / "stage2.safetensors")
+    keys = [s.key for s in config.stages]
+    first3 = next((i for i, s in enumerate(config.stages) if s.index == 3), len(keys))
+    if first3 > 0 and (out / f"{keys[first3 - 1]}.safetensors").is_file():
+        _load_state(base, out / f"{keys[first3 - 1]}.safetensors")
     peft_model = lora_model(base)
     stage = config.lora
     table = set_trainable(peft_model, stage.trainable, verbose=_dist()[0] == 0,
