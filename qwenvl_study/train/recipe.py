@@ -145,7 +145,8 @@ LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "v
 # it reads colour 0.51 / kind 0.67 after 300 steps; from stage 1's weights 0.53 / 0.46 (3e-4), 0.68 / 0.34 (1e-3).
 # Measured, not adopted (``Stage.max_shapes``): a "stage 2d" of 300 such steps (everything, seed 160) between stages 1
 # and 2, stage 2 at 1,400 steps, a whole two-process ``make train``: after stage 2 0.76 / 0.00 / 0.09 / 0.27, after
-# stage 3 0.80 / 0.01 / 0.10 / 0.57 (describe +0.05, direction -0.17 against the shipped 0.79 / 0.03 / 0.05 / 0.74);
+# stage 3 0.80 / 0.01 / 0.10 / 0.57 (describe +0.05, direction -0.17 against the shipped 0.79 / 0.03 / 0.05 / 0.74;
+# the colour of a described shape 0.54);
 # the 300 steps *after* stage 2 instead, then stage 3 (lead 600 / 800 + 300; one process): 0.70 / 0.02 / 0.14 / 0.63,
 # 0.63 / 0.00 / 0.14 / 0.74 (stage 3's frozen ViT keeps what those steps took from counting). Notebook 11.
 # Measured (at the old 2e-3) and not adopted: ``loss="answer", digit_weight=0.25`` in every text stage (each answer weighs 1, a
