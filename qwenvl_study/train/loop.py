@@ -138,11 +138,9 @@ def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, med
         return vars(dense_batch(seed, indices, media))
     if stage.data == "text":
         samples = [make_text_sample(seed, i) for i in indices]
-    elif step < stage.lead_steps:  # the curriculum's lead: one task alone, one question per chat
-        samples = [make_sample(seed, i, mix={stage.lead: 1.0}, max_turns=1) for i in indices]
-    else:
-        samples = [make_sample(seed, i, mix=stage.mix, max_turns=stage.max_turns, max_shapes=stage.max_shapes)
-                   for i in indices]
+    else:  # the curriculum's lead first (one task alone, one question per chat), then the stage's mix
+        mix, turns = ({stage.lead: 1.0}, 1) if step < stage.lead_steps else (stage.mix, stage.max_turns)
+        samples = [make_sample(seed, i, mix=mix, max_turns=turns, max_shapes=stage.max_shapes) for i in indices]
     return collate([encode_sample(s, tokenizer, vocab, media) for s in samples], vocab.special("<|endoftext|>"))
 
 
