@@ -288,7 +288,9 @@ fig.tight_layout()
 # (Going deeper, below).
 # What it has not learned is *where*: a box needs absolute coordinates, and Qwen2-VL's ViT has none to give (a
 # token knows what it shows, not where it sits; Going deeper), so the LLM must compute them from M-RoPE — as it
-# must for "left to right" in a description. At 4 layers and ~42k chats (stages 1-3) it does not. A description
+# must for "left to right" in a description. At 4 layers and ~42k chats (stages 1-3) it does not: a probe finds
+# the shape's *row* in the LLM's states — read from the causal order, present with every position id set to 0 —
+# and not its *column* (Going deeper). A description
 # fails before its order, too: in the mix the model never learned to read a shape's *colour* (0.28 per named shape,
 # chance 0.25; Going deeper).
 
@@ -490,6 +492,75 @@ a, b, c = one_shape(32, 32)[cell(42, 42)], one_shape(60, 60)[cell(70, 70)], one_
 cos = torch.nn.functional.cosine_similarity
 print(f"the square's own token, moved one cell: cosine {float(cos(a, b, dim=0)):.2f}; "
       f"a circle in its place: {float(cos(a, c, dim=0)):.2f}")
+
+# %% [markdown]
+# ### The LLM knows the row, not the column — and not from M-RoPE
+#
+# Where could the coordinates come from, then? A linear probe answers it: ridge regression from the LLM's hidden
+# state at the shape's own merged token to the shape's centre (as a fraction of the canvas), on one-shape 112×112
+# images — a 4×4 grid of merged cells — 300 to fit, 100 held out. `L0` is the first layer's input, the ViT's
+# merged token itself: neither coordinate is in it (R² 0, as above). From the first layer on the **row** is there
+# (R² 0.8–0.9) and the **column** is not (0.0). Then the same with every M-RoPE id set to 0, so that attention sees
+# no position at all: the row is still there, unchanged. It comes from the **causal mask**: a visual token attends
+# to the prompt before the image and to the tokens before it in the raster, so the share of its attention the
+# prompt keeps tells it how many tokens precede it — mostly the row (4 tokens to a row here). The column needs that
+# count modulo the row's width, or M-RoPE's w ids; at this budget the model reads neither. So what M-RoPE adds over
+# the causal order — an (h, w) per token — is exactly what this model has not learned to use (lesson 12's `rope1d`
+# asks the same from the other side). A box needs both coordinates, and a description's left-to-right order needs
+# the column.
+#
+# Measured, not adopted: teaching the position outright. From stage 2's weights, 300 steps of find chats (LLM only,
+# 3e-4, one process) with an extra loss — a linear head on layer 2's visual states predicting each merged token's
+# (column, row) centre, mean squared error × 5: the states learn their cell (that error falls from 0.83 to 0.015;
+# predicting the mean scores 0.08), but the answer loss does not move (1.02 → 1.02–1.05) and find stays at 0.02
+# (median centre error 0.27 / 0.21 of the canvas in x / y; the shipped model's 0.31 / 0.26; a random guess's 0.29).
+# Knowing which cell a token is in is not yet writing a box's twelve digits.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import random
+
+from qwenvl_study.train.course import collate, encode_messages
+
+image_pad = vocab.local(tokenizer.convert_tokens_to_ids("<|image_pad|>"))
+
+def shape_states(n, seed=11, zero_positions=False):
+    """The LLM's hidden states (each layer's input, then the output: 5 x [n, 256]) at the shape's own merged token
+    for ``n`` one-shape 112x112 "Find ..." chats, and the shape's centre (x, y) as fractions of the canvas [n, 2]."""
+    rng, convs, centres, cells = random.Random(seed), [], [], []
+    for _ in range(n):
+        side = rng.randint(16, 40); x, y = rng.randint(0, 112 - side), rng.randint(0, 112 - side)
+        shape = D.Shape(rng.choice(D.KINDS), rng.choice(list(D.COLOURS)), x, y, side)
+        image = D.render(D.Scene(112, 112, tuple(rng.randint(200, 255) for _ in range(3)), (shape,)))
+        convs.append(D.messages_for(image, D.find_question(shape.colour, shape.kind),
+                                    media_options=model.media.options(False)))
+        cx, cy = x + side / 2, y + side / 2
+        centres.append((cx / 112, cy / 112)); cells.append(int(cy // 28) * 4 + int(cx // 28))  # raster order
+    examples = [encode_messages(c, tokenizer, vocab, add_generation_prompt=True, media=model.media) for c in convs]
+    batch = collate(examples, vocab.special("<|endoftext|>")); batch.pop("labels")
+    positions = model.positions
+    if zero_positions:  # every M-RoPE id 0 (the rotation is the identity): only the causal order is left
+        model.positions = lambda *a, **k: (torch.zeros_like(positions(*a, **k)[0]), positions(*a, **k)[1])
+    try:
+        with torch.no_grad():
+            states = model(**batch, output_hidden_states=True).hidden_states
+    finally:
+        model.positions = positions
+    slot = torch.stack([(ids == image_pad).nonzero()[:, 0][c] for ids, c in zip(batch["input_ids"], cells)])  # [n]
+    return [s[torch.arange(n), slot].numpy() for s in states], np.array(centres)
+
+def probe_r2(X, y, n_fit, ridge=10.0):
+    """Held-out R^2 of a ridge-regression probe X [n, d] -> y [n, 2], fitted on the first ``n_fit`` rows."""
+    X = np.c_[X, np.ones(len(X))]
+    W = np.linalg.solve(X[:n_fit].T @ X[:n_fit] + ridge * np.eye(X.shape[1]), X[:n_fit].T @ y[:n_fit])
+    err = ((X[n_fit:] @ W - y[n_fit:]) ** 2).sum(0)
+    return 1 - err / ((y[n_fit:] - y[n_fit:].mean(0)) ** 2).sum(0)
+
+for zero in (False, True):
+    states, centres = shape_states(400, zero_positions=zero)
+    r2 = [probe_r2(s, centres, 300) for s in states]  # per layer: (x, y)
+    print("every position id 0:" if zero else "M-RoPE positions:  ",
+          "  ".join(f"L{i} x {max(r[0], 0):.1f} y {max(r[1], 0):.1f}" for i, r in enumerate(r2)))
 
 # %% [markdown]
 # ### The re-weighted loss
