@@ -162,3 +162,24 @@ claim("no_video");
 for variant in A.CLAIMS:
     word, reason = A.verdict(results, variant)
     print(f"{variant:<12} {word:<25} {A.CLAIMS[variant][1]}")
+
+
+# %% [markdown]
+# ### Reading the committed run (steps × 0.25, 18 runs, 7,504 s on 2 cores)
+#
+# At a quarter of the recipe's steps the baseline has learned to count (in-distribution 0.59 ± 0.04, chance 0.20)
+# but not yet which way a shape moves (0.26 ± 0.07, chance 0.25: stage 3's lead is 200 steps here, 800 in the
+# shipped recipe) nor where a shape is (find 0.01). So every claim judged on find or direction is hard to answer
+# at this scale, and the rule says so: `no_video` is *inconclusive* although it never names a direction (0.00),
+# because the baseline's 0.26 is at chance too.
+#
+# - **`rope1d`: not reproduced.** Plain 1D positions learn the direction where M-RoPE's do not yet: 0.39 / 0.42
+#   in-distribution / on longer videos against 0.26 / 0.23. It agrees with lesson 11's probe (Going deeper): the
+#   course model reads a token's place from the causal order, not from M-RoPE's (h, w) ids, and at this budget the
+#   extra rows do not pay.
+# - **`no_merge`: reproduced at this scale**, in the weak sense the rule allows: 4× the tokens (and a 21% longer
+#   run) buys nothing in any key cell — count 0.55 vs the merged 0.59.
+# - **`vit_abs_pos`, `fixed_224`: inconclusive**, no key cell apart beyond its margin. One cell outside the key
+#   cells stands out and is reported as seen, not folded into a verdict after the fact: on `larger` (4× the pixel
+#   budget) the baseline's count falls to 0.16 while `fixed_224`, which squashes every image to the grid it was
+#   trained on, keeps 0.59 — at this scale dynamic resolution does not extrapolate to grids training never had.
