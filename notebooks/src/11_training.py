@@ -539,8 +539,12 @@ def shape_states(n, seed=11, zero_positions=False):
     examples = [encode_messages(c, tokenizer, vocab, add_generation_prompt=True, media=model.media) for c in convs]
     batch = collate(examples, vocab.special("<|endoftext|>")); batch.pop("labels")
     positions = model.positions
-    if zero_positions:  # every M-RoPE id 0 (the rotation is the identity): only the causal order is left
-        model.positions = lambda *a, **k: (torch.zeros_like(positions(*a, **k)[0]), positions(*a, **k)[1])
+    def no_positions(*args, **kwargs):  # every M-RoPE id 0 (the rotation is the identity): only the causal order
+        ids, deltas = positions(*args, **kwargs)
+        return torch.zeros_like(ids), deltas
+
+    if zero_positions:
+        model.positions = no_positions
     try:
         with torch.no_grad():
             states = model(**batch, output_hidden_states=True).hidden_states
