@@ -535,7 +535,7 @@ def shape_states(n, seed=11, zero_positions=False):
         convs.append(D.messages_for(image, D.find_question(shape.colour, shape.kind),
                                     media_options=model.media.options(False)))
         cx, cy = x + side / 2, y + side / 2
-        centres.append((cx / 112, cy / 112)); cells.append(int(cy // 28) * 4 + int(cx // 28))  # raster order
+        centres.append((cx / 112, cy / 112)); cells.append(cell(int(cx), int(cy)))  # the cell helper above
     examples = [encode_messages(c, tokenizer, vocab, add_generation_prompt=True, media=model.media) for c in convs]
     batch = collate(examples, vocab.special("<|endoftext|>")); batch.pop("labels")
     positions = model.positions
