@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from qwenvl_study.grounding import to_normalized
 from qwenvl_study.train import data as D
-from qwenvl_study.train.dense import CLASSES, N_AREA, DenseHead, dense_batch, dense_example, dense_loss, label_map
+from qwenvl_study.train.dense import (CLASSES, N_AREA, N_WHERE, DenseHead, dense_batch, dense_example, dense_loss,
+                                      label_map)
 
 
 @pytest.mark.parametrize("index", range(12))
@@ -24,13 +26,27 @@ def test_label_map_covers_exactly_the_drawn_pixels(index):
 @pytest.mark.parametrize("index", range(8))
 def test_targets_agree_with_the_scene(index):
     scene = D.random_scene(random.Random(f"dense:{index}"))
-    pixels, grid, area, centre, box, cls = dense_example(scene)
+    pixels, grid, area, centre, box, cls, where = dense_example(scene)
     n = int(grid.prod())
     assert pixels.shape == (n, 1176) and area.shape == (n, N_AREA) and centre.shape == box.shape[:1] == (n,)
     assert torch.allclose(area.sum(-1), torch.ones(n))
     assert int(centre.sum()) == len(scene.shapes)  # one centre patch per shape (centres >= 18 px apart)
     assert sorted(cls[centre > 0].tolist()) == sorted(CLASSES.index((s.colour, s.kind)) for s in scene.shapes)
     assert ((box[centre > 0][:, :2] >= 0) & (box[centre > 0][:, :2] <= 1)).all()  # the centre lies in its patch
+    # "where": each centre patch holds its shape's box as fractions of the canvas, the "Find" answer / 1000
+    expected = sorted((s.x / scene.width, s.y / scene.height, (s.x + s.side) / scene.width,
+                       (s.y + s.side) / scene.height) for s in scene.shapes)
+    got = sorted(tuple(r) for r in where[centre > 0].tolist())
+    assert np.allclose(got, expected, atol=1e-6) and where[centre == 0].abs().sum() == 0
+    for s in scene.shapes:  # x 1000 it is the "Find ..." answer's box (to_normalized), to the grid's 1/1000
+        grid_box = np.array(to_normalized(s.box, scene.size)) / 1000
+        assert np.abs(np.array(got) - grid_box).max(-1).min() < 1.001e-3
+    gh, gw = int(grid[0, 1]), int(grid[0, 2])  # the box's centre lies in that patch's span of the canvas
+    col, row = np.meshgrid(np.arange(gw), np.arange(gh))
+    order = torch.from_numpy(np.stack([row, col], -1).reshape(gh // 2, 2, gw // 2, 2, 2).swapaxes(1, 2).reshape(-1, 2))
+    for (r, c), w in zip(order[centre > 0].tolist(), where[centre > 0].tolist()):
+        cx, cy = (w[0] + w[2]) / 2 * gw, (w[1] + w[3]) / 2 * gh
+        assert c <= cx <= c + 1 and r <= cy <= r + 1
 
 
 def test_loss_is_lower_for_the_true_targets_than_for_a_wrong_head():
@@ -47,3 +63,22 @@ def test_loss_is_lower_for_the_true_targets_than_for_a_wrong_head():
     assert good < 0.5 * bad
     head = DenseHead(16)
     assert head(torch.zeros(n // 4, 16)).shape == perfect.shape  # 4 patches per merged token
+
+
+def test_where_term_is_off_by_default_and_falls_when_the_head_knows_the_place():
+    batch = dense_batch(5, range(4))
+    n = batch.centre.shape[0]
+    perfect = torch.full((n, N_AREA + 4 + len(CLASSES)), -30.0)
+    perfect[:, :N_AREA] = torch.log(batch.area.clamp_min(1e-9))
+    perfect[:, N_AREA] = torch.where(batch.centre > 0, 30.0, -30.0)
+    perfect[:, N_AREA + 1:N_AREA + 4] = batch.box
+    perfect[torch.arange(n), N_AREA + 4 + batch.cls] = 30.0
+    right = torch.cat([perfect, batch.where], 1)
+    wrong = torch.cat([perfect, 1 - batch.where], 1)  # mirrored: every shape on the other side
+    off, parts = dense_loss(right, batch)
+    assert "where" not in parts and torch.allclose(off, dense_loss(perfect, batch)[0])
+    good, parts = dense_loss(right, batch, where_weight=5.0)
+    bad, bad_parts = dense_loss(wrong, batch, where_weight=5.0)
+    assert parts["where"] < 1e-6 < 0.5 < bad_parts["where"] and good < bad
+    head = DenseHead(16, where=True)
+    assert head(torch.zeros(n // 4, 16)).shape == (n, N_AREA + 4 + len(CLASSES) + N_WHERE)

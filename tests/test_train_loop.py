@@ -163,3 +163,18 @@ def test_parameter_groups_per_part_scale_the_vit_step(tmp_path):
     ratio_1, ratio_01 = (moves[s][0] / moves[s][1] for s in (1.0, 0.1))
     assert 0.5 < ratio_1 < 2.0, moves
     assert 0.05 < ratio_01 < 0.2, moves
+
+
+def test_where_target_and_rope_theta_flags_reach_the_run(one_process, tmp_path):
+    """``--where W`` gives stage 0v the "where" target (a 33-wide head, its loss term), ``--rope-theta`` the LLM's
+    rotary base; every other stage's data and steps are the recipe's, and the curves differ from the plain run's."""
+    from qwenvl_study.train.loop import main
+
+    assert main(["--smoke", "--no-progress", "--out", str(tmp_path), "--where", "5", "--rope-theta", "1e6"]) == 0
+    summary = json.loads((tmp_path / "history.json").read_text())
+    assert [s.get("where_weight") for s in summary["stages"]] == [None, 5.0, None, None, None]
+    plain = one_process[1]["history"]
+    assert summary["history"]["stage0v"][0]["loss"] > plain["stage0v"][0]["loss"]  # the extra term adds to the loss
+    assert abs(summary["history"]["stage0"][-1]["loss"] - plain["stage0"][-1]["loss"]) > 1e-6  # another rotary base
+    cfg = json.loads((tmp_path / "stage0.json").read_text())
+    assert cfg["fingerprint"] != json.loads((one_process[0] / "stage0.json").read_text())["fingerprint"]

@@ -201,10 +201,12 @@ def box_digits(vocab: CourseVocab, tokenizer: Any) -> tuple[torch.Tensor, int, i
     return digits, vocab.special("<|box_start|>"), vocab.special("<|box_end|>")
 
 
-def dense_head(model: CourseQwen2VL, config: TrainConfig) -> DenseHead:
-    """Stage 0v's head for ``model`` (its initial weights from ``config.seed + 1``)."""
+def dense_head(model: CourseQwen2VL, config: TrainConfig, stage: Stage | None = None) -> DenseHead:
+    """Stage 0v's head for ``model`` (its initial weights from ``config.seed + 1``; the ``where`` outputs
+    when ``stage.where_weight`` > 0)."""
     torch.manual_seed(config.seed + 1)
-    return DenseHead(model.config.vision.hidden_size, model.config.vision.spatial_merge_size)
+    where = stage is not None and stage.where_weight > 0
+    return DenseHead(model.config.vision.hidden_size, model.config.vision.spatial_merge_size, where=where)
 
 
 def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVocab, config: TrainConfig,
@@ -222,7 +224,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
             p.data = p.data.contiguous()
     dense = stage.data == "dense"
     if dense:
-        module: nn.Module = _DenseNet(model.visual, dense_head(model, config) if head is None else head)
+        module: nn.Module = _DenseNet(model.visual, dense_head(model, config, stage) if head is None else head)
     else:
         module = model
     groups = parameter_groups(module, stage)
@@ -251,7 +253,8 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
             batch = DenseBatch(**batch)
             counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum())],
                                               dtype=torch.float64))
-            local_sum, _ = dense_loss(net(batch.pixel_values, batch.grid_thw), batch, tuple(counts.tolist()))
+            local_sum, _ = dense_loss(net(batch.pixel_values, batch.grid_thw), batch, tuple(counts.tolist()),
+                                      where_weight=stage.where_weight)
             count = torch.ones((), dtype=torch.float64)  # local_sum is already this rank's share of the mean
             loss = local_sum * world
         else:
@@ -354,7 +357,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
                 print(f"{key}: resumed from {ckpt} ({format_scores(scores[key])})")
             continue
         t0 = time.perf_counter()
-        head = dense_head(model, config) if stage.data == "dense" else None
+        head = dense_head(model, config, stage) if stage.data == "dense" else None
         history[key] = train_stage(model, stage, tokenizer, vocab, config, head=head)
         times[key] = round(time.perf_counter() - t0, 1)
         scores[key] = {}
@@ -459,6 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the text stages' loss: per-token mean (the recipe) or every answer weighing 1")
     parser.add_argument("--digit-weight", type=float, default=1.0,
                         help="with --loss answer: the factor of a box's coordinate digit inside its answer")
+    parser.add_argument("--where", type=float, default=None, metavar="WEIGHT",
+                        help="stage 0v's weight of the 'where' target (the shape's box as canvas fractions)")
+    parser.add_argument("--rope-theta", type=float, default=None, help="the LLM's rotary base (course_config)")
     args = parser.parse_args(argv)
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -474,6 +480,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = smoke_config(args.out, progress=not args.no_progress)
     if args.loss != "token" or args.digit_weight != 1.0:
         config = with_loss(config, args.loss, args.digit_weight)
+    if args.rope_theta is not None:
+        config = replace(config, model={**config.model, "rope_theta": args.rope_theta})
+    if args.where is not None:
+        config = replace(config, stages=tuple(replace(s, where_weight=args.where) if s.data == "dense" else s
+                                              for s in config.stages))
     if args.lead:
         task, _, n = args.lead.partition(":")
         config = with_lead(config, task, int(n))
