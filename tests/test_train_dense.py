@@ -49,14 +49,21 @@ def test_targets_agree_with_the_scene(index):
         assert c <= cx <= c + 1 and r <= cy <= r + 1
 
 
+def _perfect_head_output(batch):
+    """The 29 outputs per patch of a head that knows every target of ``batch`` (logits at +-30)."""
+    n = batch.centre.shape[0]
+    out = torch.full((n, N_AREA + 4 + len(CLASSES)), -30.0)
+    out[:, :N_AREA] = torch.log(batch.area.clamp_min(1e-9))
+    out[:, N_AREA] = torch.where(batch.centre > 0, 30.0, -30.0)
+    out[:, N_AREA + 1:N_AREA + 4] = batch.box
+    out[torch.arange(n), N_AREA + 4 + batch.cls] = 30.0
+    return out
+
+
 def test_loss_is_lower_for_the_true_targets_than_for_a_wrong_head():
     batch = dense_batch(5, range(4))
     n = batch.centre.shape[0]
-    perfect = torch.full((n, N_AREA + 4 + len(CLASSES)), -30.0)
-    perfect[:, :N_AREA] = torch.log(batch.area.clamp_min(1e-9))
-    perfect[:, N_AREA] = torch.where(batch.centre > 0, 30.0, -30.0)
-    perfect[:, N_AREA + 1:N_AREA + 4] = batch.box
-    perfect[torch.arange(n), N_AREA + 4 + batch.cls] = 30.0
+    perfect = _perfect_head_output(batch)
     good, parts = dense_loss(perfect, batch)
     bad, _ = dense_loss(torch.zeros_like(perfect), batch)
     assert parts["box"] < 1e-6 and parts["class"] < 1e-6 and parts["centre"] < 1e-6
@@ -68,11 +75,7 @@ def test_loss_is_lower_for_the_true_targets_than_for_a_wrong_head():
 def test_where_term_is_off_by_default_and_falls_when_the_head_knows_the_place():
     batch = dense_batch(5, range(4))
     n = batch.centre.shape[0]
-    perfect = torch.full((n, N_AREA + 4 + len(CLASSES)), -30.0)
-    perfect[:, :N_AREA] = torch.log(batch.area.clamp_min(1e-9))
-    perfect[:, N_AREA] = torch.where(batch.centre > 0, 30.0, -30.0)
-    perfect[:, N_AREA + 1:N_AREA + 4] = batch.box
-    perfect[torch.arange(n), N_AREA + 4 + batch.cls] = 30.0
+    perfect = _perfect_head_output(batch)
     right = torch.cat([perfect, batch.where], 1)
     wrong = torch.cat([perfect, 1 - batch.where], 1)  # mirrored: every shape on the other side
     off, parts = dense_loss(right, batch)
