@@ -591,9 +591,12 @@ for zero in (False, True):
 #   0.98 → 0.94 in 400 steps (held-out find on the contract's 1-5 shapes 0.08, 0.03); with the base 1e6,
 #   0.93 / 0.86 / 0.84 after 400 / 800 / 1,200 steps (find 0.09 / 0.14 / 0.11). The same run without the where
 #   target: 1.04 / 1.01 after 200 / 400 steps (find 0.00 / 0.01).
+# - a first curriculum (one process, 2 threads, 14.3 min): from that 1e6 run's stage 0v, 800 one-shape find steps at
+#   1e-3 (everything trainable; find 0.10, the other tasks forgotten), then 800 steps of the mix at 3e-4: 0.63 / 0.10 /
+#   0.00 / 0.37 — the boxes survive the mix (every stage 2 before: 0.00–0.01), no stage 3 run.
 # So the place can be in the token and still not in the answer: the digits need the ViT's features reshaped for the
 # LLM (with the ViT frozen nothing moves), and that takes far more find steps than the 30-minute budget gives the
-# mix. The next step is a find curriculum on a where-trained ViT, not another position signal.
+# mix. The next step is a longer find curriculum on a where-trained ViT inside the budget, not another position signal.
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -161,7 +161,8 @@ LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "v
 # ViT computes it (held-out error 0.029 of the canvas, the mean's 0.21; a probe on the merged tokens R^2 0.87-0.92,
 # 0.64-0.75 after stage 1, 0.41-0.69 after stage 2), but a whole two-process make train scored 0.70 / 0.01 / 0.03 /
 # 0.90 after stage 3 (direction +0.16, count -0.09, no boxes), and with ``--rope-theta 1e6`` too 0.73 / 0.01 / 0.09 /
-# 0.56. Notebook 11, Going deeper ("Asking the ViT where").
+# 0.56. From that run's stage 0v, 800 one-shape find steps at 1e-3 (everything) then 800 of the mix at 3e-4: 0.63 /
+# 0.10 / 0.00 / 0.37 (the first boxes to survive the mix). Notebook 11, Going deeper ("Asking the ViT where").
 
 
 def check_freeze_trap(model: nn.Module) -> None:
