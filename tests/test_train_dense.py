@@ -9,8 +9,8 @@ import torch
 
 from qwenvl_study.grounding import to_normalized
 from qwenvl_study.train import data as D
-from qwenvl_study.train.dense import (CLASSES, N_AREA, N_WHERE, DenseHead, dense_batch, dense_example, dense_loss,
-                                      label_map)
+from qwenvl_study.train.dense import (CLASSES, N_AREA, N_WHERE, DenseHead, _merge_order, dense_batch, dense_example,
+                                      dense_loss, label_map)
 
 
 @pytest.mark.parametrize("index", range(12))
@@ -43,7 +43,7 @@ def test_targets_agree_with_the_scene(index):
         assert np.abs(np.array(got) - grid_box).max(-1).min() < 1.001e-3
     gh, gw = int(grid[0, 1]), int(grid[0, 2])  # the box's centre lies in that patch's span of the canvas
     col, row = np.meshgrid(np.arange(gw), np.arange(gh))
-    order = torch.from_numpy(np.stack([row, col], -1).reshape(gh // 2, 2, gw // 2, 2, 2).swapaxes(1, 2).reshape(-1, 2))
+    order = torch.from_numpy(_merge_order(np.stack([row, col], -1), gh, gw))  # (row, col) in the targets' order
     for (r, c), w in zip(order[centre > 0].tolist(), where[centre > 0].tolist()):
         cx, cy = (w[0] + w[2]) / 2 * gw, (w[1] + w[3]) / 2 * gh
         assert c <= cx <= c + 1 and r <= cy <= r + 1

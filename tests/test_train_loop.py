@@ -166,8 +166,8 @@ def test_parameter_groups_per_part_scale_the_vit_step(tmp_path):
 
 
 def test_where_target_and_rope_theta_flags_reach_the_run(one_process, tmp_path):
-    """``--where W`` gives stage 0v the "where" target (a 33-wide head, its loss term), ``--rope-theta`` the LLM's
-    rotary base; every other stage's data and steps are the recipe's, and the curves differ from the plain run's."""
+    """``--where W`` gives stage 0v (only) the "where" target and its loss term, ``--rope-theta`` the LLM's rotary
+    base: the stage-0v and stage-0 curves differ from the plain run's, and so does the fingerprint."""
     from qwenvl_study.train.loop import main
 
     assert main(["--smoke", "--no-progress", "--out", str(tmp_path), "--where", "5", "--rope-theta", "1e6"]) == 0

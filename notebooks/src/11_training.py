@@ -600,13 +600,13 @@ for zero in (False, True):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# The where target of §4b's scene x 1000, next to the "Find ..." answer's box of each shape
-scene_4b = D.random_scene(__import__("random").Random("lesson11:1"))
-*_, centre_4b, _, cls_4b, where_4b = dense_example(scene_4b)  # where_4b: [N, 4], non-zero at the centre patches
-for (r,) in (centre_4b > 0).nonzero().tolist():
-    print(" ".join(CLASSES[int(cls_4b[r])]), "- where x 1000:", [round(v * 1000) for v in where_4b[r].tolist()])
-for shape in scene_4b.shapes:
-    print(shape.colour, shape.kind, "- find answer:", D.find_answer(shape, scene_4b.size).split("<|box_start|>")[1][:-len("<|box_end|>")])
+# The where target of §4b's scene (where: [N, 4], non-zero at the centre patches) x 1000, next to the box each
+# shape's "Find ..." answer writes (to_normalized: Qwen2-VL's [0, 1000) grid)
+from qwenvl_study.grounding import to_normalized
+for (r,) in (centre > 0).nonzero().tolist():
+    print(" ".join(CLASSES[int(cls[r])]), "- where x 1000:", [round(v * 1000) for v in where[r].tolist()])
+for shape in scene.shapes:
+    print(shape.colour, shape.kind, "- find answer's box:", list(to_normalized(shape.box, scene.size)))
 
 # %% [markdown]
 # ### The re-weighted loss
