@@ -11,6 +11,9 @@ from qwenvl_study.grounding import to_normalized
 from qwenvl_study.train import data as D
 from qwenvl_study.train.dense import (CLASSES, N_AREA, N_WHERE, DenseHead, _merge_order, dense_batch, dense_example,
                                       dense_loss, label_map)
+from qwenvl_study.train.loop import TrainConfig, build_model, dense_head
+from qwenvl_study.train.recipe import STAGES
+from qwenvl_study.train.vocab import build_vocab, course_tokenizer
 
 
 @pytest.mark.parametrize("index", range(12))
@@ -85,3 +88,66 @@ def test_where_term_is_off_by_default_and_falls_when_the_head_knows_the_place():
     assert parts["where"] < 1e-6 < 0.5 < bad_parts["where"] and good < bad
     head = DenseHead(16, where=True)
     assert head(torch.zeros(n // 4, 16)).shape == (n, N_AREA + 4 + len(CLASSES) + N_WHERE)
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_where_on_every_patch_of_a_shape(index):
+    """``where_on="shape"``: a patch holds a box exactly where some shape covers it (background < 1), the box
+    of a shape of the patch's largest class, and its centre patches keep the centre variant's boxes."""
+    scene = D.random_scene(random.Random(f"dense:{index}"))
+    _, _, area, centre, _, _, where_c = dense_example(scene)
+    _, _, area_s, centre_s, _, _, where_s = dense_example(scene, where_on="shape")
+    assert torch.equal(area, area_s) and torch.equal(centre, centre_s)  # only the where target changes
+    held = where_s.abs().sum(-1) > 0
+    assert torch.equal(held, area[:, 0] < 1)  # every patch with a shape's pixel, no background patch
+    boxes = {tuple(np.float32(v) for v in (s.x / scene.width, s.y / scene.height, (s.x + s.side) / scene.width,
+                                            (s.y + s.side) / scene.height)): CLASSES.index((s.colour, s.kind))
+             for s in scene.shapes}
+    for row, a in zip(where_s[held].tolist(), area[held]):
+        key = tuple(np.float32(v) for v in row)
+        assert key in boxes and a[1 + boxes[key]] == a[1:].max()
+    assert held.sum() > centre.sum() or len(scene.shapes) == held.sum()
+    assert torch.allclose(where_s[centre > 0], where_c[centre > 0])
+
+
+def test_where_on_shape_loss_counts_its_rows_and_rejects_unknown_modes():
+    batch = dense_batch(5, range(4), where_on="shape")
+    perfect = _perfect_head_output(batch)
+    rows = float((batch.where.abs().sum(-1) > 0).sum())
+    assert rows > float(batch.centre.sum())
+    off = torch.cat([perfect, batch.where + 0.1], 1)  # every held row 0.1 off in each coordinate
+    _, parts = dense_loss(off, batch, where_weight=1.0)
+    assert parts["where"] == pytest.approx(0.1, rel=1e-4)  # the mean over the rows that carry the target
+    _, half = dense_loss(off, batch, (float(batch.centre.numel()), float(batch.centre.sum()), 2 * rows), 1.0)
+    assert half["where"] == pytest.approx(0.05, rel=1e-4)  # a global count twice this rank's halves its share
+    with pytest.raises(ValueError, match="where_on must be one of"):
+        dense_example(D.random_scene(random.Random("dense:0")), where_on="everywhere")
+
+
+def test_dense_scores_score_the_towers_own_boxes():
+    """With a where head, ``dense_scores`` reports the share of its boxes at the centres with IoU >= 0.5: 1.0 for
+    a head that writes the true boxes, 0.0 for one that writes every box mirrored."""
+    from dataclasses import replace
+
+    from qwenvl_study.train import dense as Dn
+
+    vocab = build_vocab(course_tokenizer())
+    model = build_model(vocab, TrainConfig(model={"vision_width": 32, "vision_depth": 1, "text_width": 64,
+                                                   "text_layers": 1, "text_heads": 4, "kv_heads": 2, "mlp": 128}))
+    head = dense_head(model, TrainConfig(), replace(STAGES[1], where_weight=5.0))
+    batch = dense_batch(7770, range(6))
+
+    class Oracle(torch.nn.Module):  # the head's outputs, the where columns replaced by the truth (or its mirror)
+        width = head.width
+
+        def __init__(self, mirror):
+            super().__init__()
+            self.mirror = mirror
+
+        def forward(self, merged):
+            out = head(merged).detach().clone()
+            out[:, Dn._OUT:] = 1 - batch.where if self.mirror else batch.where
+            return out
+
+    assert Dn.dense_scores(model.visual, Oracle(False), n=6)["where_boxes_iou50"] == 1.0
+    assert Dn.dense_scores(model.visual, Oracle(True), n=6)["where_boxes_iou50"] < 0.2

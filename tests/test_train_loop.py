@@ -166,13 +166,16 @@ def test_parameter_groups_per_part_scale_the_vit_step(tmp_path):
 
 
 def test_where_target_and_rope_theta_flags_reach_the_run(one_process, tmp_path):
-    """``--where W`` gives stage 0v (only) the "where" target and its loss term, ``--rope-theta`` the LLM's rotary
-    base: the stage-0v and stage-0 curves differ from the plain run's, and so does the fingerprint."""
+    """``--where W`` gives stage 0v (only) the "where" target and its loss term (``--where-on shape``: on every
+    patch of a shape), ``--rope-theta`` the LLM's rotary base: the stage-0v and stage-0 curves differ from the
+    plain run's, and so does the fingerprint."""
     from qwenvl_study.train.loop import main
 
-    assert main(["--smoke", "--no-progress", "--out", str(tmp_path), "--where", "5", "--rope-theta", "1e6"]) == 0
+    assert main(["--smoke", "--no-progress", "--out", str(tmp_path), "--where", "5", "--where-on", "shape",
+                 "--rope-theta", "1e6"]) == 0
     summary = json.loads((tmp_path / "history.json").read_text())
     assert [s.get("where_weight") for s in summary["stages"]] == [None, 5.0, None, None, None]
+    assert [s.get("where_on") for s in summary["stages"]] == [None, "shape", None, None, None]
     plain = one_process[1]["history"]
     assert summary["history"]["stage0v"][0]["loss"] > plain["stage0v"][0]["loss"]  # the extra term adds to the loss
     assert abs(summary["history"]["stage0"][-1]["loss"] - plain["stage0"][-1]["loss"]) > 1e-6  # another rotary base

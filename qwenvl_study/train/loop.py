@@ -135,7 +135,7 @@ def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, med
     start = step * stage.batch_size
     indices = range(start + rank, start + stage.batch_size, world)
     if stage.data == "dense":  # stage 0v: images and their per-patch labels (dense.py)
-        return vars(dense_batch(seed, indices, media))
+        return vars(dense_batch(seed, indices, media, where_on=stage.where_on))
     if stage.data == "text":
         samples = [make_text_sample(seed, i) for i in indices]
     else:  # the curriculum's lead first (one task alone, one question per chat), then the stage's mix
@@ -251,8 +251,8 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
             group["lr"] = _lr(stage, step) * group["lr_scale"]
         if dense:
             batch = DenseBatch(**batch)
-            counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum())],
-                                              dtype=torch.float64))
+            counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum()),
+                                               float((batch.where.abs().sum(-1) > 0).sum())], dtype=torch.float64))
             local_sum, _ = dense_loss(net(batch.pixel_values, batch.grid_thw), batch, tuple(counts.tolist()),
                                       where_weight=stage.where_weight)
             count = torch.ones((), dtype=torch.float64)  # local_sum is already this rank's share of the mean
@@ -464,6 +464,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --loss answer: the factor of a box's coordinate digit inside its answer")
     parser.add_argument("--where", type=float, default=None, metavar="WEIGHT",
                         help="stage 0v's weight of the 'where' target (the shape's box as canvas fractions)")
+    parser.add_argument("--where-on", choices=("centre", "shape"), default=None,
+                        help="which patches carry the 'where' target: each shape's centre patch (default) or every "
+                             "patch it covers most")
     parser.add_argument("--rope-theta", type=float, default=None, help="the LLM's rotary base (course_config)")
     args = parser.parse_args(argv)
 
@@ -484,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, model={**config.model, "rope_theta": args.rope_theta})
     if args.where is not None:
         config = replace(config, stages=tuple(replace(s, where_weight=args.where) if s.data == "dense" else s
+                                              for s in config.stages))
+    if args.where_on is not None:
+        config = replace(config, stages=tuple(replace(s, where_on=args.where_on) if s.data == "dense" else s
                                               for s in config.stages))
     if args.lead:
         task, _, n = args.lead.partition(":")
