@@ -11,7 +11,7 @@ from qwenvl_study.grounding import to_normalized
 from qwenvl_study.train import data as D
 from qwenvl_study.train.dense import (CLASSES, N_AREA, N_WHERE, DenseHead, _merge_order, dense_batch, dense_example,
                                       dense_loss, label_map)
-from qwenvl_study.train.loop import TrainConfig, build_model, dense_head
+from qwenvl_study.train.loop import SMOKE_MODEL, TrainConfig, build_model, dense_head
 from qwenvl_study.train.recipe import STAGES
 from qwenvl_study.train.vocab import build_vocab, course_tokenizer
 
@@ -132,8 +132,7 @@ def test_dense_scores_score_the_towers_own_boxes():
     from qwenvl_study.train import dense as Dn
 
     vocab = build_vocab(course_tokenizer())
-    model = build_model(vocab, TrainConfig(model={"vision_width": 32, "vision_depth": 1, "text_width": 64,
-                                                   "text_layers": 1, "text_heads": 4, "kv_heads": 2, "mlp": 128}))
+    model = build_model(vocab, TrainConfig(model=SMOKE_MODEL))
     head = dense_head(model, TrainConfig(), replace(STAGES[1], where_weight=5.0))
     batch = dense_batch(7770, range(6))
 

@@ -49,7 +49,8 @@ from .course import COURSE_MEDIA, CourseMedia
 from .data import COLOURS, KINDS, Scene, draw_shape, random_scene, render
 
 __all__ = ["CLASSES", "N_AREA", "N_WHERE", "DenseHead", "DenseBatch", "dense_example", "dense_batch", "dense_loss",
-           "dense_scores", "label_map", "VIDEO_SHARE", "WHERE_ON"]
+           "dense_scores", "label_map", "where_rows", "VIDEO_SHARE",
+           "WHERE_ON"]
 
 CLASSES: tuple[tuple[str, str], ...] = tuple((c, k) for c in COLOURS for k in KINDS)  # 12 (colour, kind)
 N_AREA = len(CLASSES) + 1  # 0 = background
@@ -67,6 +68,19 @@ def label_map(scene: Scene, *, instances: bool = False) -> Image.Image:
     for k, s in enumerate(scene.shapes):
         draw_shape(draw, s, fill=1 + (k if instances else CLASSES.index((s.colour, s.kind))))
     return lab
+
+
+def _patch_shares(scene: Scene, gh: int, gw: int, ids: int, *, instances: bool = False) -> np.ndarray:
+    """``[gh, gw, ids]``: the fraction of each 14x14 patch that ``label_map`` id 0 .. ids-1 fills."""
+    p = PATCH_SIZE
+    lab = np.asarray(label_map(scene, instances=instances).resize((gw * p, gh * p), Image.NEAREST))  # [H', W']
+    patches = lab.reshape(gh, p, gw, p).transpose(0, 2, 1, 3).reshape(gh, gw, p * p)  # [gh, gw, 196]
+    return np.stack([(patches == c).mean(-1) for c in range(ids)], -1).astype(np.float32)
+
+
+def where_rows(batch: "DenseBatch") -> torch.Tensor:
+    """``[N]`` bool: the patches that carry a where target (all-zero rows carry none; a box has x2 > 0)."""
+    return batch.where.abs().sum(-1) > 0
 
 
 def _canvas_box(s, scene: Scene) -> tuple[float, float, float, float]:
@@ -105,9 +119,7 @@ def dense_example(scene: Scene, *, video_budget: bool = False, media: CourseMedi
     pixels, grid = vision["pixel_values"], vision["image_grid_thw"]  # [gh*gw, 1176], [1, 3]
     gh, gw = int(grid[0, 1]), int(grid[0, 2])
     p = PATCH_SIZE
-    lab = np.asarray(label_map(scene).resize((gw * p, gh * p), Image.NEAREST))  # [H', W'] class ids
-    patches = lab.reshape(gh, p, gw, p).transpose(0, 2, 1, 3).reshape(gh, gw, p * p)  # [gh, gw, 196]
-    area = np.stack([(patches == c).mean(-1) for c in range(N_AREA)], -1).astype(np.float32)  # [gh, gw, 13]
+    area = _patch_shares(scene, gh, gw, N_AREA)  # [gh, gw, 13]: background and the 12 classes
     centre = np.zeros((gh, gw), np.float32)
     box = np.zeros((gh, gw, 3), np.float32)
     where = np.zeros((gh, gw, N_WHERE), np.float32)
@@ -121,9 +133,7 @@ def dense_example(scene: Scene, *, video_budget: bool = False, media: CourseMedi
         cls[r, c] = CLASSES.index((s.colour, s.kind))
         where[r, c] = _canvas_box(s, scene)
     if where_on == "shape":  # every patch: the box of the shape that covers the most of it (none: no target)
-        ids = np.asarray(label_map(scene, instances=True).resize((gw * p, gh * p), Image.NEAREST))
-        cover = ids.reshape(gh, p, gw, p).transpose(0, 2, 1, 3).reshape(gh, gw, p * p)  # [gh, gw, 196]
-        share = np.stack([(cover == k + 1).mean(-1) for k in range(len(scene.shapes))], -1)  # [gh, gw, shapes]
+        share = _patch_shares(scene, gh, gw, 1 + len(scene.shapes), instances=True)[..., 1:]  # [gh, gw, shapes]
         boxes = np.array([_canvas_box(s, scene) for s in scene.shapes], np.float32)  # [shapes, 4]
         where = np.where(share.max(-1, keepdims=True) > 0, boxes[share.argmax(-1)], 0).astype(np.float32)
     order = [torch.from_numpy(_merge_order(a, gh, gw, media.merge_size)) for a in (area, centre, box, cls, where)]
@@ -162,7 +172,7 @@ def dense_loss(out: torch.Tensor, batch: DenseBatch, counts: tuple[float, ...] |
     each a *sum* over this batch's patches (or centres, or where rows) divided by ``counts`` = (patches,
     centres[, where rows]) of the global batch (default: this batch's own; where rows default to centres)."""
     m = batch.centre > 0
-    w = batch.where.abs().sum(-1) > 0  # the rows that carry a where target (a box always has x2 > 0)
+    w = where_rows(batch)
     n_patch, n_centre, *rest = counts or (float(out.shape[0]), float(m.sum()), float(w.sum()))
     n_where = rest[0] if rest else n_centre
     area = -(batch.area * F.log_softmax(out[:, :N_AREA], -1)).sum() / n_patch

@@ -35,7 +35,7 @@ from torch import nn
 from .course import (COURSE_MEDIA, CourseMedia, CourseQwen2VL, answer_loss, collate, course_config, encode_sample,
                      weighted_answer_loss, box_digit_weights)
 from .data import make_sample, make_text_sample
-from .dense import DenseBatch, DenseHead, dense_batch, dense_loss, dense_scores
+from .dense import WHERE_ON, DenseBatch, DenseHead, dense_batch, dense_loss, dense_scores, where_rows
 from .recipe import LORA_STAGE, STAGES, VISUAL, Stage, _matches, lora_model, set_trainable
 from .vocab import CourseVocab, build_vocab, course_tokenizer
 
@@ -252,7 +252,7 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
         if dense:
             batch = DenseBatch(**batch)
             counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum()),
-                                               float((batch.where.abs().sum(-1) > 0).sum())], dtype=torch.float64))
+                                               float(where_rows(batch).sum())], dtype=torch.float64))
             local_sum, _ = dense_loss(net(batch.pixel_values, batch.grid_thw), batch, tuple(counts.tolist()),
                                       where_weight=stage.where_weight)
             count = torch.ones((), dtype=torch.float64)  # local_sum is already this rank's share of the mean
@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="with --loss answer: the factor of a box's coordinate digit inside its answer")
     parser.add_argument("--where", type=float, default=None, metavar="WEIGHT",
                         help="stage 0v's weight of the 'where' target (the shape's box as canvas fractions)")
-    parser.add_argument("--where-on", choices=("centre", "shape"), default=None,
+    parser.add_argument("--where-on", choices=WHERE_ON, default=None,
                         help="which patches carry the 'where' target: each shape's centre patch (default) or every "
                              "patch it covers most")
     parser.add_argument("--rope-theta", type=float, default=None, help="the LLM's rotary base (course_config)")
