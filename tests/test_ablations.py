@@ -16,7 +16,6 @@ from qwenvl_study.train.course import COURSE_MEDIA, collate, encode_messages, en
 from qwenvl_study.train.data import make_sample, make_text_sample, messages_for, random_scene
 from qwenvl_study.train.dense import dense_example
 from qwenvl_study.train.loop import STAGE_SEED, TrainConfig, train
-from qwenvl_study.train.recipe import STAGES
 from qwenvl_study.train.vocab import build_vocab, course_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,16 +196,16 @@ def test_no_video_mix_has_no_direction():
 
 def test_steps_scale_seeds_and_fingerprints():
     half = A.variant_stages("baseline", seed=2, steps_scale=0.5)
-    assert [s.steps for s in half] == [max(1, round(s.steps * 0.5)) for s in STAGES]
-    assert [s.seed for s in half] == [(STAGE_SEED + s.index if s.seed is None else s.seed) + 2000 for s in STAGES]
-    assert A.variant_stages("baseline", seed=0) == tuple(STAGES)  # seed 0: the course recipe itself
+    assert [s.steps for s in half] == [max(1, round(s.steps * 0.5)) for s in A.ABLATION_STAGES]
+    assert [s.seed for s in half] == [(STAGE_SEED + s.index if s.seed is None else s.seed) + 2000 for s in A.ABLATION_STAGES]
+    assert A.variant_stages("baseline", seed=0) == A.ABLATION_STAGES  # seed 0: the ablation recipe itself
     base = A.ablation_config("baseline", 1, "x")
     plain = TrainConfig(out="x", seed=1, stages=base.stages, lora=None, eval_n=0, workers=1)
-    assert [base.fingerprint(i) for i in range(len(STAGES))] == [plain.fingerprint(i) for i in range(len(STAGES))]
+    assert [base.fingerprint(i) for i in range(len(A.ABLATION_STAGES))] == [plain.fingerprint(i) for i in range(len(A.ABLATION_STAGES))]
     for v in A.VARIANTS[1:]:
         cfg = A.ablation_config(v, 1, "x")
         shared = A.shared_stages(v, cfg.stages)
-        for i in range(len(STAGES)):
+        for i in range(len(A.ABLATION_STAGES)):
             assert (cfg.fingerprint(i) == base.fingerprint(i)) == (i < len(shared)), (v, i)
     with pytest.raises(ValueError, match="unknown variant"):
         A.ablation_config("no_rope", 0, "x")
@@ -230,7 +229,7 @@ def test_smoke_pipeline_writes_results_that_validate(smoke):
     for r in doc["runs"]:
         # every stage's steps x 0.002 (at least 1); stage 3's lead and the rest of its steps each scaled
         expected = sum(max(1, round(s.lead_steps * 0.002)) + max(1, round((s.steps - s.lead_steps) * 0.002))
-                       if s.lead_steps else max(1, round(s.steps * 0.002)) for s in STAGES)
+                       if s.lead_steps else max(1, round(s.steps * 0.002)) for s in A.ABLATION_STAGES)
         assert r["steps"] == expected
         assert set(r["metrics"]) == set(A.SPLITS) and set(r["metrics"]["longer_video"]) == {"direction"}
         assert (out / "runs" / f"{r['variant']}-s0" / "stage3.safetensors").is_file()
@@ -271,6 +270,9 @@ def test_committed_results_validate():
     A.validate_results(doc)
     variants = {r["variant"] for r in doc["runs"]}
     assert "baseline" in variants and len(variants) >= 2
+    # the committed runs were trained with ABLATION_STAGES at the recorded scale (a rerun reproduces them)
+    scaled = {s.key: s.steps for s in A.variant_stages("baseline", steps_scale=doc["scale"])}
+    assert all(r["stage_steps"] == scaled for r in doc["runs"] if r["variant"] == "baseline"), scaled
 
 
 def _valid():

@@ -138,8 +138,10 @@ def test_training_and_heldout_seeds_are_distinct():
     from qwenvl_study.train.loop import STAGE_SEED
     from qwenvl_study.train.recipe import STAGES
 
-    train_seeds = {STAGE_SEED + s.index for s in STAGES}
-    assert not train_seeds & set(HELDOUT_SEEDS.values())
+    train_seeds = [STAGE_SEED + s.index if s.seed is None else s.seed for s in STAGES]
+    assert not set(train_seeds) & set(HELDOUT_SEEDS.values())
+    vision = [seed for seed, s in zip(train_seeds, STAGES) if s.data == "vision"]
+    assert len(set(vision)) == len(vision)  # no two vision stages draw the same samples
 
 
 def test_bad_inputs():

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from qwenvl_study.train.loop import smoke_config, train
+from qwenvl_study.train.recipe import STAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,16 +33,17 @@ def _curve(history):
 
 def test_smoke_run_trains_every_stage(one_process):
     out, result = one_process
-    assert sorted(result["history"]) == ["stage0", "stage0v", "stage1", "stage2", "stage3"]
+    assert sorted(result["history"]) == ["stage0", "stage0v", "stage1", "stage2", "stage3", "stage3a", "stage3b", "stage3c"]
     curve = _curve(result["history"])
-    assert len(curve) == 10 and all(math.isfinite(v) and v > 0 for v in curve)
-    assert curve[-1] < curve[0]  # it learns something even in 8 tiny steps
-    for k in ("0", "0v", "1", "2", "3"):
+    assert len(curve) == 2 * len(STAGES) and all(math.isfinite(v) and v > 0 for v in curve)
+    assert curve[-1] < curve[0]  # it learns something even in 14 tiny steps
+    for k in ("0", "0v", "1", "2", "3a", "3b", "3c", "3"):
         assert (out / f"stage{k}.safetensors").is_file() and (out / f"stage{k}.json").is_file()
     # the trainable parameters per stage follow the recipe
     t = {k: {r["module"]: r["trainable"] for r in rows} for k, rows in result["trainable"].items()}
     assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] > 0
-    assert t["stage3"]["visual.blocks"] == 0 and t["stage3"]["visual.merger"] == 0 and t["stage3"]["model.layers"] > 0
+    for k in ("stage3a", "stage3b", "stage3c", "stage3"):  # stage 3's curriculum: the ViT frozen throughout
+        assert t[k]["visual.blocks"] == 0 and t[k]["visual.merger"] == 0 and t[k]["model.layers"] > 0
     assert t["stage0"]["visual.blocks"] == 0
     assert t["stage0v"]["visual.blocks"] > 0 and t["stage0v"]["visual.merger"] > 0 and t["stage0v"]["model.layers"] == 0
     lora = {r["module"]: r["trainable"] for r in result["lora"]["trainable"]}
@@ -52,7 +54,7 @@ def test_resume_skips_finished_stages(one_process, capsys):
     out, result = one_process
     again = train(smoke_config(out))
     assert _curve(again["history"]) == _curve(result["history"])
-    assert capsys.readouterr().out.count("resumed from") == 5
+    assert capsys.readouterr().out.count("resumed from") == len(STAGES)
     sd1, sd2 = result["model"].state_dict(), again["model"].state_dict()
     assert all((sd1[k] == sd2[k]).all() for k in sd1)
 
@@ -174,8 +176,8 @@ def test_where_target_and_rope_theta_flags_reach_the_run(one_process, tmp_path):
     assert main(["--smoke", "--no-progress", "--out", str(tmp_path), "--where", "5", "--where-on", "shape",
                  "--rope-theta", "1e6"]) == 0
     summary = json.loads((tmp_path / "history.json").read_text())
-    assert [s.get("where_weight") for s in summary["stages"]] == [None, 5.0, None, None, None]
-    assert [s.get("where_on") for s in summary["stages"]] == [None, "shape", None, None, None]
+    assert [s.get("where_weight") for s in summary["stages"]] == [5.0 if s.key == "stage0v" else None for s in STAGES]
+    assert [s.get("where_on") for s in summary["stages"]] == ["shape" if s.key == "stage0v" else None for s in STAGES]
     plain = one_process[1]["history"]
     assert summary["history"]["stage0v"][0]["loss"] > plain["stage0v"][0]["loss"]  # the extra term adds to the loss
     assert abs(summary["history"]["stage0"][-1]["loss"] - plain["stage0"][-1]["loss"]) > 1e-6  # another rotary base

@@ -9,6 +9,8 @@
 # Lessons 01–05 *explain* why Qwen2-VL is built as it is. This one asks whether the reasons *show* at the
 # course model's scale: each variant below switches exactly one design choice off, trains with the same data,
 # steps and recipe as the course model ("baseline"), and is scored on four held-out splits, over several seeds.
+# (The recipe of the committed results, `ablations.ABLATION_STAGES`: the course model's before stage 3 gained its
+# describe curriculum — the variants are compared with each other, not with the shipped model.)
 # The notebook trains nothing: it reads the results file, so it runs in seconds; `make ablations` regenerates it.
 #
 # | variant | what changes | claim it tests |
