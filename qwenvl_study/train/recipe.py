@@ -128,7 +128,7 @@ STAGES: tuple[Stage, ...] = (
           mix=_VISION_MIX, max_turns=4, warmup=30),
     # Stage 3 is a curriculum, the ViT frozen throughout: descriptions of one shape, then of 1-2, then of 1-3 (the
     # colour of a description's first shape is the leftmost one's: on 1-5 shapes at once its gradient averages over
-    # the shapes and the LLM keeps its prior; notebook 11, "Where the colour is lost"), then videos alone, then the
+    # the shapes and the LLM keeps its prior; notebook 11, "Where the colour was lost"), then videos alone, then the
     # chats. Each part has its own warm-up and cosine.
     Stage(3, "ViT frozen, LLM: descriptions of one shape", LLM, "vision", steps=200, batch_size=16, lr=3e-4,
           mix={"describe": 1.0}, warmup=10, label="stage3a", seed=131, max_shapes=1),
@@ -162,11 +162,11 @@ LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "v
 # the colour of a described shape 0.54);
 # the 300 steps *after* stage 2 instead, then stage 3 (lead 600 / 800 + 300; one process): 0.70 / 0.02 / 0.14 / 0.63,
 # 0.63 / 0.00 / 0.14 / 0.74 (stage 3's frozen ViT keeps what those steps took from counting). Notebook 11.
-# Why the colour is not read: it reaches the head's input (a probe on one-shape images 0.74) only in directions holding
-# ~1% of its variance (the 16 main ones: 0.37; the head says "yellow" 191 / 200). From the shipped weights, ViT frozen,
+# Why the colour was not read: it reaches the head's input (a probe on one-shape images 0.74) only in directions holding
+# ~1% of its variance (the 16 main ones: 0.37; the head says "yellow" 191 / 200), in the previous model. From its weights, ViT frozen,
 # the LLM learns it on one-shape describe (300 steps: 0.83 at 3e-4, 0.91 at 1e-3) but not on 1-5 shapes (0.24): the
 # first colour word is the leftmost shape's, which needs the column. 300 one-shape steps then 300 chat steps (2e-4):
-# 0.77 / 0.01 / 0.07 / 0.69, the one-shape colour 0.73, one-shape descriptions 0.64 (shipped 0.15), two-shape ones
+# 0.77 / 0.01 / 0.07 / 0.69, the one-shape colour 0.73, one-shape descriptions 0.64 (before 0.15), two-shape ones
 # 0.02 (the right two in any order 0.03) — describe waits on the order. Notebook 11 ("Where the colour
 # was lost"). Adopted: the number of shapes grows instead (stages 3a-3c above; from the previous model, 800 steps on
 # 1-2 shapes take two-shape descriptions to 0.20, in the right order whenever the shapes are right). Whole runs, stage 2

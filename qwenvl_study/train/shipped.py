@@ -62,7 +62,8 @@ def course_model_history(path: str | Path | None = None) -> dict:
 def write_card(directory: str | Path, summary: dict) -> Path:
     """``card.md``: what the model is, the data spec, the recipe, steps, wall time and held-out scores."""
     from .course import COURSE_MEDIA
-    from .evaluate import GOALS
+    from .evaluate import GOALS, HELDOUT_SEEDS
+    from .loop import STAGE_SEED
 
     directory = Path(directory)
     raw = json.loads((directory / "config.json").read_text())
@@ -85,6 +86,7 @@ def write_card(directory: str | Path, summary: dict) -> Path:
                  + (f"{', then' if easy else ' and starts with'} {lead['lead_steps']} steps of one-question "
                     f"{lead['lead']} chats alone (a curriculum lead), then the chats" if lead else ""))
     chats = sum(st["steps"] * st["batch_size"] for st in summary["stages"] if st["index"] >= 1)
+    seeds = sorted({STAGE_SEED + st["index"] if st.get("seed") is None else st["seed"] for st in summary["stages"]})
     stages = "\n".join(f"| {(s.get('label') or '').replace('stage', '') or s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
                        f"{', '.join(s['trainable'])} | {summary['seconds'].get(s.get('label') or 'stage' + str(s['index']), '')} |"
                        for s in summary["stages"])
@@ -118,7 +120,8 @@ Canvas 56-336 px per side, aspect <= 3, solid background (channels 200-255); 1-5
 red, green, blue, yellow, box sides in [max(14, 0.15 short side), 0.4 short side], >= 4 px apart. Videos: 4-12
 frames, one shape moving left / right / up / down by >= 30% of the canvas, 0-2 static shapes. Questions: "How many
 shapes are there?", "Find the {{colour}} {{shape}}." (a [0, 1000) box), "Describe the image." (left to right),
-"Which way does the {{colour}} {{shape}} move?". Training seeds 100-103, held-out 9001-9004.
+"Which way does the {{colour}} {{shape}} move?". Training seeds {', '.join(map(str, seeds))}; held-out
+{', '.join(map(str, sorted(HELDOUT_SEEDS.values())))}.
 
 ## Recipe (paper §2.2, adapted)
 | stage | what | steps | batch | lr | trains | seconds |
