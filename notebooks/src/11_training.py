@@ -237,7 +237,7 @@ if history.get("lora_history"):  # LoRA starts from the weights stage 3's curric
 ax.set_yscale("log")
 ax.set_xlabel("step (stages in sequence)")
 ax.set_ylabel("mean loss per answer token")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: 9 stages would cover curves
 ax.set_title("training loss; stage 0 (text-only answers) and 0v (the dense ViT loss) are different tasks;\nstages 3a-3c: "
              "descriptions of 1, 1-2, 1-3 shapes; stage 3: 800 steps of one-word direction answers alone, then the chats",
              fontsize=10)
