@@ -92,7 +92,7 @@ from ..config import MERGE_SIZE, VisionConfig
 from ..rope import vision_position_ids
 from ..vision import VisionOutput, VisionTransformer, check_vision_inputs
 from .course import COURSE_MEDIA, CourseMedia, CourseQwen2VL, course_config
-from .loop import SMOKE_MODEL, STAGE_SEED, TrainConfig, init_weights, train
+from .loop import SMOKE_MODEL, TrainConfig, init_weights, stage_seed, train
 from .recipe import STAGES, Stage
 from .vocab import CourseVocab
 
@@ -412,7 +412,7 @@ def variant_stages(variant: str, stages: Sequence[Stage] = ABLATION_STAGES, *, s
             if variant == "no_video" and s.lead == "direction":
                 changes.update(lead="", lead_steps=0)
         if seed:
-            changes["seed"] = (STAGE_SEED + s.index if s.seed is None else s.seed) + SEED_STRIDE * seed
+            changes["seed"] = stage_seed(s.index, s.seed) + SEED_STRIDE * seed
         if batch_size is not None:
             changes.update(batch_size=batch_size, warmup=1)
         if variant == "no_video" and s.mix:

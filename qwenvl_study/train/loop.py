@@ -39,11 +39,16 @@ from .dense import WHERE_ON, DenseBatch, DenseHead, dense_batch, dense_loss, den
 from .recipe import LORA_STAGE, STAGES, VISUAL, Stage, _matches, lora_model, set_trainable
 from .vocab import CourseVocab, build_vocab, course_tokenizer
 
-__all__ = ["TrainConfig", "init_weights", "build_model", "train", "train_stage", "stage_batch", "main",
+__all__ = ["TrainConfig", "init_weights", "build_model", "train", "train_stage", "stage_batch", "stage_seed", "main",
            "save_course_model", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path("outputs") / "train"
 STAGE_SEED = 100  # stage k trains on the samples of seed STAGE_SEED + k
+
+
+def stage_seed(index: int, seed: int | None = None) -> int:
+    """The data seed of a stage: its own ``seed`` if set, else ``STAGE_SEED + index``."""
+    return STAGE_SEED + index if seed is None else seed
 
 
 @dataclass
@@ -131,7 +136,7 @@ def _barrier() -> None:
 def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, media: CourseMedia,
                 rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
     """This rank's share of the global batch of ``step``: samples ``step * B + r, + world, ...``."""
-    seed = STAGE_SEED + stage.index if stage.seed is None else stage.seed
+    seed = stage_seed(stage.index, stage.seed)
     start = step * stage.batch_size
     indices = range(start + rank, start + stage.batch_size, world)
     if stage.data == "dense":  # stage 0v: images and their per-patch labels (dense.py)

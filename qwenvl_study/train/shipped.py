@@ -63,7 +63,7 @@ def write_card(directory: str | Path, summary: dict) -> Path:
     """``card.md``: what the model is, the data spec, the recipe, steps, wall time and held-out scores."""
     from .course import COURSE_MEDIA
     from .evaluate import GOALS, HELDOUT_SEEDS
-    from .loop import STAGE_SEED
+    from .loop import stage_seed
 
     directory = Path(directory)
     raw = json.loads((directory / "config.json").read_text())
@@ -86,7 +86,7 @@ def write_card(directory: str | Path, summary: dict) -> Path:
                  + (f"{', then' if easy else ' and starts with'} {lead['lead_steps']} steps of one-question "
                     f"{lead['lead']} chats alone (a curriculum lead), then the chats" if lead else ""))
     chats = sum(st["steps"] * st["batch_size"] for st in summary["stages"] if st["index"] >= 1)
-    seeds = sorted({STAGE_SEED + st["index"] if st.get("seed") is None else st["seed"] for st in summary["stages"]})
+    seeds = sorted({stage_seed(st["index"], st.get("seed")) for st in summary["stages"]})
     stages = "\n".join(f"| {(s.get('label') or '').replace('stage', '') or s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
                        f"{', '.join(s['trainable'])} | {summary['seconds'].get(s.get('label') or 'stage' + str(s['index']), '')} |"
                        for s in summary["stages"])
