@@ -41,7 +41,7 @@ def test_smoke_run_trains_every_stage(one_process):
         assert (out / f"stage{k}.safetensors").is_file() and (out / f"stage{k}.json").is_file()
     # the trainable parameters per stage follow the recipe
     t = {k: {r["module"]: r["trainable"] for r in rows} for k, rows in result["trainable"].items()}
-    assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] > 0
+    assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] > 0  # the recipe: ViT + merger
     for k in ("stage3a", "stage3b", "stage3c", "stage3"):  # stage 3's curriculum: the ViT frozen throughout
         assert t[k]["visual.blocks"] == 0 and t[k]["visual.merger"] == 0 and t[k]["model.layers"] > 0
     assert t["stage0"]["visual.blocks"] == 0
@@ -165,6 +165,31 @@ def test_parameter_groups_per_part_scale_the_vit_step(tmp_path):
     ratio_1, ratio_01 = (moves[s][0] / moves[s][1] for s in (1.0, 0.1))
     assert 0.5 < ratio_1 < 2.0, moves
     assert 0.05 < ratio_01 < 0.2, moves
+
+
+def test_visual_lr_on_narrows_the_slow_group_to_its_prefixes(tmp_path):
+    """``Stage.visual_lr_on``: only the parameters under those prefixes take ``visual_lr_scale`` (the ViT blocks,
+    the patch embedding and merger at 1x with the LLM); its default leaves a stage's dict, hence its fingerprint,
+    as before the field existed."""
+    from dataclasses import replace
+
+    from qwenvl_study.train.loop import parameter_groups
+    from qwenvl_study.train.recipe import set_trainable
+    from qwenvl_study.train.vocab import build_vocab, course_tokenizer
+
+    cfg = smoke_config(tmp_path)
+    stage2 = next(s for s in cfg.stages if s.key == "stage2")
+    assert "visual_lr_on" not in stage2.to_dict()
+    stage = replace(stage2, visual_lr_scale=0.1, visual_lr_on=("visual.blocks",))
+    assert stage.to_dict()["visual_lr_on"] == ("visual.blocks",)
+    model = cfg.build(build_vocab(course_tokenizer()))
+    set_trainable(model, stage.trainable, verbose=False)
+    groups = parameter_groups(model, stage)
+    assert [g["lr_scale"] for g in groups] == [1.0, 0.1]
+    slow = {id(p) for n, p in model.named_parameters() if n.startswith("visual.blocks.")}
+    assert slow and {id(p) for p in groups[1]["params"]} == slow
+    fast = {id(p) for p in groups[0]["params"]}
+    assert all(id(p) in fast for n, p in model.named_parameters() if n.startswith(("visual.merger", "visual.patch_embed")))
 
 
 def test_where_target_and_rope_theta_flags_reach_the_run(one_process, tmp_path):

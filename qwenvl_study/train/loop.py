@@ -37,7 +37,7 @@ from .course import (COURSE_MEDIA, CourseMedia, CourseQwen2VL, answer_loss, coll
                      weighted_answer_loss, box_digit_weights)
 from .data import make_sample, make_text_sample
 from .dense import WHERE_ON, DenseBatch, DenseHead, dense_batch, dense_loss, dense_scores, where_rows
-from .recipe import LORA_STAGE, STAGES, VISUAL, Stage, _matches, lora_model, set_trainable
+from .recipe import LORA_STAGE, STAGES, Stage, _matches, lora_model, set_trainable
 from .vocab import CourseVocab, build_vocab, course_tokenizer
 
 __all__ = ["TrainConfig", "init_weights", "build_model", "train", "train_stage", "stage_batch", "stage_seed", "main",
@@ -192,12 +192,13 @@ def _lr(stage: Stage, step: int) -> float:
 
 def parameter_groups(module: nn.Module, stage: Stage) -> list[dict]:
     """The trainable parameters of ``module`` in one optimiser group per part (nanoVLM's shape): the ViT +
-    merger (``visual.*``) at ``stage.visual_lr_scale`` times the stage's learning rate, the rest at 1x.
-    A group with no parameters is left out."""
+    merger (``visual.*``; ``stage.visual_lr_on`` narrows it, e.g. to ``visual.blocks``) at ``stage.visual_lr_scale``
+    times the stage's learning rate, the rest at 1x. A group with no parameters is left out."""
     parts: dict[float, list] = {}
     for name, p in module.named_parameters():
         if p.requires_grad:
-            parts.setdefault(stage.visual_lr_scale if _matches(name, VISUAL) else 1.0, []).append(p)  # set_trainable's test
+            slow = _matches(name, tuple(stage.visual_lr_on))  # set_trainable's test of a name against prefixes
+            parts.setdefault(stage.visual_lr_scale if slow else 1.0, []).append(p)
     return [{"params": ps, "lr_scale": scale} for scale, ps in sorted(parts.items(), reverse=True)]
 
 
