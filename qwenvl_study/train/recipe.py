@@ -68,6 +68,9 @@ MODULE_GROUPS: tuple[tuple[str, str], ...] = (
 )
 
 
+VISUAL, LLM = ("visual.",), ("model.", "lm_head")
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage: which parameters train (name prefixes), the data and the optimisation."""
@@ -89,7 +92,7 @@ class Stage:
     lead: str = ""  # a curriculum: the first ``lead_steps`` steps are one-question chats of this task alone
     lead_steps: int = 0
     visual_lr_scale: float = 1.0  # parameter groups per part: ``visual.*`` trains at ``lr * visual_lr_scale``
-    visual_lr_on: tuple[str, ...] = ("visual.",)  # the parameters (name prefixes) that scale applies to
+    visual_lr_on: tuple[str, ...] = VISUAL  # the parameters (name prefixes) that scale applies to
     max_shapes: int = 5  # images of 1 to ``max_shapes`` shapes (a curriculum's easy scenes); 5: the contract's 1-5
     where_weight: float = 0.0  # a dense stage (0v): the weight of the "where" target (dense.py); 0: not asked
     where_on: str = "centre"  # the patches that carry it: each shape's centre one, or "shape": all it covers most
@@ -114,7 +117,6 @@ _LATER_FIELDS = ("loss", "digit_weight", "lead", "lead_steps", "visual_lr_scale"
                  "where_weight", "where_on")
 
 
-VISUAL, LLM = ("visual.",), ("model.", "lm_head")
 _ALL_TASKS = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 0.6}  # stage 1 (and the LoRA stage)
 # Stages 2 and 3: direction weighted up (a video is a one-question chat, an image chat has 1-4 questions).
 _VISION_MIX = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 1.2}
