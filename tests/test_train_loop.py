@@ -41,7 +41,8 @@ def test_smoke_run_trains_every_stage(one_process):
         assert (out / f"stage{k}.safetensors").is_file() and (out / f"stage{k}.json").is_file()
     # the trainable parameters per stage follow the recipe
     t = {k: {r["module"]: r["trainable"] for r in rows} for k, rows in result["trainable"].items()}
-    assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] > 0  # the recipe: ViT + merger
+    assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] == 0  # the recipe: the merger alone
+    assert t["stage1"]["visual.merger"] > 0
     for k in ("stage3a", "stage3b", "stage3c", "stage3"):  # stage 3's curriculum: the ViT frozen throughout
         assert t[k]["visual.blocks"] == 0 and t[k]["visual.merger"] == 0 and t[k]["model.layers"] > 0
     assert t["stage0"]["visual.blocks"] == 0

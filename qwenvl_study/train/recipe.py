@@ -123,12 +123,12 @@ _VISION_MIX = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 1.2}
 
 STAGES: tuple[Stage, ...] = (
     Stage(0, "text-only LLM (the answer language)", LLM, "text", steps=150, batch_size=32, lr=2e-3, warmup=10),
-    Stage(0, "ViT pretraining: dense shape labels (stands for DFN's ViT)", VISUAL, "dense", steps=800,
+    Stage(0, "ViT pretraining: dense shape labels (stands for DFN's ViT)", VISUAL, "dense", steps=1600,
           batch_size=32, lr=2e-3, warmup=20, label="stage0v", seed=150),
-    Stage(1, "ViT + merger, LLM frozen", VISUAL, "vision", steps=40, batch_size=16, lr=1e-3, mix=_ALL_TASKS,
-          warmup=10),
+    Stage(1, "merger, ViT and LLM frozen", ("visual.merger",), "vision", steps=100, batch_size=16, lr=1e-3,
+          mix=_ALL_TASKS, warmup=10),
     Stage(2, "everything, images + videos", VISUAL + LLM, "vision", steps=1200, batch_size=16, lr=3e-4,
-          mix=_VISION_MIX, max_turns=4, warmup=30),
+          mix=_VISION_MIX, max_turns=4, warmup=30, visual_lr_scale=0.3, visual_lr_on=("visual.blocks",)),
     # Stage 3 is a curriculum, the ViT frozen throughout: descriptions of one shape, then of 1-2, then of 1-3 (the
     # colour of a description's first shape is the leftmost one's: on 1-5 shapes at once its gradient averages over
     # the shapes and the LLM keeps its prior; notebook 11, "Where the colour was lost"), then videos alone, then the
@@ -139,8 +139,8 @@ STAGES: tuple[Stage, ...] = (
           mix={"describe": 1.0}, warmup=10, label="stage3b", seed=132, max_shapes=2),
     Stage(3, "ViT frozen, LLM: descriptions of 1-3 shapes", LLM, "vision", steps=400, batch_size=16, lr=3e-4,
           mix={"describe": 1.0}, warmup=10, label="stage3c", seed=133, max_shapes=3),
-    Stage(3, "ViT frozen, LLM: video direction alone, then the chats", LLM, "vision", steps=800 + 900, batch_size=16,
-          lr=2e-4, mix=_VISION_MIX, max_turns=4, warmup=10, lead="direction", lead_steps=800),
+    Stage(3, "ViT frozen, LLM: video direction alone, then the chats", LLM, "vision", steps=1400 + 900, batch_size=16,
+          lr=2e-4, mix=_VISION_MIX, max_turns=4, warmup=10, lead="direction", lead_steps=1400),
 )
 LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "vision", steps=30, batch_size=16,
                    lr=1e-3, mix=_ALL_TASKS, max_turns=4, warmup=5)

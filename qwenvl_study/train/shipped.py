@@ -96,6 +96,19 @@ def write_card(directory: str | Path, summary: dict) -> Path:
                 f"{vit.get('count_from_centres', float('nan')):.2f} of the images from its centre flags."
                 if vit else "")
     lora = summary.get("lora", {})
+
+    def star(prefixes) -> str:  # name prefixes as the card writes them: "visual." -> `visual.*`
+        return ", ".join(f"`{t}*`" if t.endswith(".") else f"`{t}`" for t in prefixes)
+
+    by_key = {st.get("label") or f"stage{st['index']}": st for st in summary["stages"]}
+    s1, s2 = by_key.get("stage1", {}), by_key.get("stage2", {})
+    stage1_text = ("Stage 1 trains the merger alone (`visual.merger`), the ViT's blocks and the LLM frozen: the "
+                   "tower keeps what stage 0v taught it (the kind)" if tuple(s1.get("trainable", ())) == ("visual.merger",)
+                   else f"Stage 1 trains {star(s1.get('trainable', ()))} with the LLM frozen")
+    scale = s2.get("visual_lr_scale", 1.0)
+    stage2_text = "everything on images + videos" + (
+        f" ({star(s2.get('visual_lr_on', ['visual.']))} at {scale:g}x the stage's learning rate, the rest at 1x)"
+        if scale != 1.0 else "")
     m = COURSE_MEDIA
     text = f"""# qwenvl-study course model
 
@@ -130,9 +143,8 @@ shapes are there?", "Find the {{colour}} {{shape}}." (a [0, 1000) box), "Describ
 
 Stage 0 (text-only chats stating the scene as text) stands for the pretrained Qwen2 LLM; stage 0v (ViT + merger
 on dense per-patch labels through a linear head that is then dropped, `dense.py`) stands for the pretrained DFN
-ViT the paper starts from (§2.1). {vit_line} Stage 1 trains all of
-`visual.*` with the LLM frozen; stage 2 everything on images + videos, chats of 1-4 questions; stage 3 freezes
-`visual.*`{lead_text}. LoRA
+ViT the paper starts from (§2.1). {vit_line} {stage1_text}; stage 2 {stage2_text}, chats of
+1-4 questions; stage 3 freezes `visual.*`{lead_text}. LoRA
 variant (peft, LLM q/k/v/o, r=16, from the weights stage 3 starts from; 30 steps of the chats, no lead): {lora.get('seconds', '-')} s. Loss on
 the assistant answers and their `<|im_end|>` only. AdamW (0.9, 0.95), weight decay 0.01, warm-up + cosine,
 clip 1.0. {summary['world_size']} processes (DDP, gloo) x {summary['threads']} thread.
