@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from qwenvl_study.train.loop import smoke_config, train
-from qwenvl_study.train.recipe import STAGES
+from qwenvl_study.train.recipe import STAGES, VISUAL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,6 +49,25 @@ def test_smoke_run_trains_every_stage(one_process):
     assert t["stage0v"]["visual.blocks"] > 0 and t["stage0v"]["visual.merger"] > 0 and t["stage0v"]["model.layers"] == 0
     lora = {r["module"]: r["trainable"] for r in result["lora"]["trainable"]}
     assert lora["lora"] > 0 and sum(v for k, v in lora.items() if k != "lora") == 0
+
+
+def test_lora_adapters_are_seeded(one_process, tmp_path):
+    """The LoRA variant starts from the same adapters whatever ran before it (stages trained or resumed): two
+    steps from two different global RNG states give the same losses (one step would not tell: B starts at 0)."""
+    from dataclasses import replace
+
+    from qwenvl_study.train.loop import train_lora
+    from qwenvl_study.train.vocab import build_vocab, course_tokenizer
+
+    _, result = one_process
+    tok = course_tokenizer()
+    config = smoke_config(tmp_path)
+    config = replace(config, lora=replace(config.lora, steps=2))
+    runs = []
+    for state in (1, 2):
+        torch.manual_seed(state)
+        runs.append([r["loss"] for r in train_lora(result["model"], config, tok, build_vocab(tok))["lora"]["history"]])
+    assert len(runs[0]) == 2 and runs[0] == runs[1]
 
 
 def test_resume_skips_finished_stages(one_process, capsys):
@@ -146,7 +165,7 @@ def test_parameter_groups_per_part_scale_the_vit_step(tmp_path):
     stage2 = next(s for s in cfg.stages if s.key == "stage2")
     moves = {}
     for scale in (1.0, 0.1):
-        stage = replace(stage2, steps=1, warmup=1, visual_lr_scale=scale)
+        stage = replace(stage2, steps=1, warmup=1, visual_lr_scale=scale, visual_lr_on=VISUAL)  # all of visual.*
         model = cfg.build(vocab)
         set_trainable(model, stage.trainable, verbose=False)
         groups = parameter_groups(model, stage)
@@ -179,8 +198,8 @@ def test_visual_lr_on_narrows_the_slow_group_to_its_prefixes(tmp_path):
     from qwenvl_study.train.vocab import build_vocab, course_tokenizer
 
     cfg = smoke_config(tmp_path)
-    stage2 = next(s for s in cfg.stages if s.key == "stage2")
-    assert "visual_lr_on" not in stage2.to_dict()
+    stage2 = replace(next(s for s in cfg.stages if s.key == "stage2"), visual_lr_scale=1.0, visual_lr_on=VISUAL)
+    assert "visual_lr_on" not in stage2.to_dict() and "visual_lr_scale" not in stage2.to_dict()
     stage = replace(stage2, visual_lr_scale=0.1, visual_lr_on=("visual.blocks",))
     assert stage.to_dict()["visual_lr_on"] == ("visual.blocks",)
     model = cfg.build(build_vocab(course_tokenizer()))

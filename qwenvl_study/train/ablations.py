@@ -93,7 +93,7 @@ from ..rope import vision_position_ids
 from ..vision import VisionOutput, VisionTransformer, check_vision_inputs
 from .course import COURSE_MEDIA, CourseMedia, CourseQwen2VL, course_config
 from .loop import SMOKE_MODEL, TrainConfig, init_weights, stage_seed, train
-from .recipe import STAGES, Stage
+from .recipe import STAGES, VISUAL, Stage
 from .vocab import CourseVocab
 
 __all__ = ["ABLATION_STAGES", "VARIANTS", "CLAIMS", "SPLITS", "Split", "METRICS", "CHANCE", "FixedSizeMedia", "NoMergeMedia",
@@ -125,9 +125,15 @@ FIXED_VIDEO_SIDE = 56  # sqrt(COURSE_MEDIA.video_max_pixels)
 ABS_TABLE_SIDE = 8  # FIXED_IMAGE_SIDE / 14: the patch grid of that square
 SEED_STRIDE = 1000  # run seed s > 0 draws stage data from the stage's seed + 1000 s
 # The recipe the committed results (experiments/ablations/results.json) were trained with: ``make train``'s stages
-# before stage 3's describe curriculum (stage 2 at 1,500 steps, then stage 3's direction lead and 300 chat steps).
-# The variants compare against each other, not against the shipped model, so they keep the recipe their results record.
-_BEFORE_CURRICULUM = {"stage2": {"steps": 1500}, "stage3": {"steps": 800 + 300}}
+# before stage 3's describe curriculum (stage 0v at 800 steps, stage 1 all of ``visual.*`` for 40 steps, stage 2 at
+# 1,500 steps in one optimiser group, then stage 3's direction lead of 800 steps and 300 chat steps). The variants
+# compare against each other, not against the shipped model, so they keep the recipe their results record.
+_BEFORE_CURRICULUM = {
+    "stage0v": {"steps": 800},
+    "stage1": {"name": "ViT + merger, LLM frozen", "trainable": VISUAL, "steps": 40},
+    "stage2": {"steps": 1500, "visual_lr_scale": 1.0, "visual_lr_on": VISUAL},
+    "stage3": {"steps": 800 + 300, "lead_steps": 800},
+}
 ABLATION_STAGES: tuple[Stage, ...] = tuple(replace(s, **_BEFORE_CURRICULUM.get(s.key, {}))
                                            for s in STAGES if s.key not in ("stage3a", "stage3b", "stage3c"))
 

@@ -403,6 +403,7 @@ def train_lora(model: CourseQwen2VL, config: TrainConfig, tokenizer: Any, vocab:
     first3 = next((i for i, s in enumerate(config.stages) if s.index == 3), len(keys))
     if first3 > 0 and (out / f"{keys[first3 - 1]}.safetensors").is_file():
         _load_state(base, out / f"{keys[first3 - 1]}.safetensors")
+    torch.manual_seed(config.seed + 2)  # the adapters' initialisation: the same whether the stages ran or resumed
     peft_model = lora_model(base)
     stage = config.lora
     table = set_trainable(peft_model, stage.trainable, verbose=_dist()[0] == 0,
