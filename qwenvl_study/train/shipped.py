@@ -102,7 +102,7 @@ def write_card(directory: str | Path, summary: dict) -> Path:
 
     by_key = {st.get("label") or f"stage{st['index']}": st for st in summary["stages"]}
     s1, s2 = by_key.get("stage1", {}), by_key.get("stage2", {})
-    stage1_text = ("Stage 1 trains the merger alone (`visual.merger`), the ViT's blocks and the LLM frozen: the "
+    stage1_text = ("Stage 1 trains the merger alone (`visual.merger`), the ViT and the LLM frozen: the "
                    "tower keeps what stage 0v taught it (the kind)" if tuple(s1.get("trainable", ())) == ("visual.merger",)
                    else f"Stage 1 trains {star(s1.get('trainable', ()))} with the LLM frozen")
     scale = s2.get("visual_lr_scale", 1.0)
