@@ -64,6 +64,7 @@ def write_card(directory: str | Path, summary: dict) -> Path:
     from .course import COURSE_MEDIA
     from .evaluate import GOALS, HELDOUT_SEEDS
     from .loop import stage_seed
+    from .recipe import VISUAL
 
     directory = Path(directory)
     raw = json.loads((directory / "config.json").read_text())
@@ -87,8 +88,12 @@ def write_card(directory: str | Path, summary: dict) -> Path:
                     f"{lead['lead']} chats alone (a curriculum lead), then the chats" if lead else ""))
     chats = sum(st["steps"] * st["batch_size"] for st in summary["stages"] if st["index"] >= 1)
     seeds = sorted({stage_seed(st["index"], st.get("seed")) for st in summary["stages"]})
+
+    def key(st: dict) -> str:  # Stage.key, on a stage's dict
+        return st.get("label") or f"stage{st['index']}"
+
     stages = "\n".join(f"| {(s.get('label') or '').replace('stage', '') or s['index']} | {s['name']} | {s['steps']} | {s['batch_size']} | {s['lr']:g} | "
-                       f"{', '.join(s['trainable'])} | {summary['seconds'].get(s.get('label') or 'stage' + str(s['index']), '')} |"
+                       f"{', '.join(s['trainable'])} | {summary['seconds'].get(key(s), '')} |"
                        for s in summary["stages"])
     vit = summary["scores"].get("stage0v") or {}
     vit_line = (f"After stage 0v the ViT's dense head (dropped afterwards) names the class of a held-out shape at its "
@@ -100,14 +105,14 @@ def write_card(directory: str | Path, summary: dict) -> Path:
     def star(prefixes) -> str:  # name prefixes as the card writes them: "visual." -> `visual.*`
         return ", ".join(f"`{t}*`" if t.endswith(".") else f"`{t}`" for t in prefixes)
 
-    by_key = {st.get("label") or f"stage{st['index']}": st for st in summary["stages"]}
+    by_key = {key(st): st for st in summary["stages"]}
     s1, s2 = by_key.get("stage1", {}), by_key.get("stage2", {})
     stage1_text = ("Stage 1 trains the merger alone (`visual.merger`), the ViT and the LLM frozen: the "
                    "tower keeps what stage 0v taught it (the kind)" if tuple(s1.get("trainable", ())) == ("visual.merger",)
                    else f"Stage 1 trains {star(s1.get('trainable', ()))} with the LLM frozen")
     scale = s2.get("visual_lr_scale", 1.0)
     stage2_text = "everything on images + videos" + (
-        f" ({star(s2.get('visual_lr_on', ['visual.']))} at {scale:g}x the stage's learning rate, the rest at 1x)"
+        f" ({star(s2.get('visual_lr_on', VISUAL))} at {scale:g}x the stage's learning rate, the rest at 1x)"
         if scale != 1.0 else "")
     m = COURSE_MEDIA
     text = f"""# qwenvl-study course model
