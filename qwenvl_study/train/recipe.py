@@ -144,8 +144,8 @@ STAGES: tuple[Stage, ...] = (
           mix={"describe": 1.0}, warmup=10, label="stage3b", seed=132, max_shapes=2),
     Stage(3, "ViT frozen, LLM: descriptions of 1-3 shapes", LLM, "vision", steps=400, batch_size=16, lr=3e-4,
           mix={"describe": 1.0}, warmup=10, label="stage3c", seed=133, max_shapes=3),
-    Stage(3, "ViT frozen, LLM: video direction alone, then the chats", LLM, "vision", steps=1400 + 900, batch_size=16,
-          lr=2e-4, mix=_VISION_MIX, max_turns=4, warmup=10, lead="direction", lead_steps=1400),
+    Stage(3, "ViT frozen, LLM: video direction alone, then the chats", LLM, "vision", steps=1200 + 900, batch_size=16,
+          lr=2e-4, mix=_VISION_MIX, max_turns=4, warmup=10, lead="direction", lead_steps=1200),
 )
 LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "vision", steps=30, batch_size=16,
                    lr=1e-3, mix=_ALL_TASKS, max_turns=4, warmup=5)
