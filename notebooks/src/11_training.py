@@ -647,7 +647,7 @@ print(f"{len(X)} shapes to fit, {len(Xt)} held out; at the centre token the kind
 # 800 steps 0.29, the model shipped before 0.22; after 1,000 0.20) and gives back part of describe; at 1,400 steps
 # direction peaks (0.900) but describe falls to 0.203 and one find answer in seven inverts its box (§8). The shipped
 # run (1,200) is ahead of the model shipped before on the 300 questions in count (+0.06) and describe (+0.06), level
-# in direction (0.853 against 0.857), and finds 1 of 300 boxes (6 before). The price is time: ~42 min here for `make train`
+# in direction (0.853 against 0.857), and finds 1 of 300 boxes (6 before). The price is time: 39.3 min here for `make train`
 # against ~35 for the recipe before (the budget is 30; §"Scores by stage" and the card give the measured figure).
 
 # %% [markdown]
@@ -698,7 +698,7 @@ print(f"{len(X)} shapes to fit, {len(Xt)} held out; at the centre token the kind
 # attention whose weights depend on a token's (h, w) but whose values do not carry them — and then divided by the
 # image's width and height in merged cells. The 2B model learns that from vast grounding data; at 4 layers and
 # ~65k chats it is the task this budget does not reach. Measured after the model shipped now learned the column
-# (below): from its weights the same 300 one-shape find steps (LLM only, 3e-4) reach 0.37 (mean IoU 0.07 → 0.42; on
+# (below): from its weights 300 one-shape find steps (LLM only, 3e-4) take it from 0.02 to 0.37 (mean IoU 0.07 → 0.42; on
 # 1-2 shapes 0.25), and 300 chat steps after them keep 0.14 (the mix 0.84 / 0.04 / 0.25 / 0.86) — the first boxes the
 # LLM writes from its own column; a find curriculum there is the next recipe to measure.
 

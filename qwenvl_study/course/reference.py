@@ -425,15 +425,21 @@ def hf_normalize_frames(frames: Any) -> torch.Tensor:
     return torch.stack(out)  # [T, 3, H, W]
 
 
+def video_processor_self(**defaults: Any) -> Any:
+    """A stand-in ``self`` for a video processor's unbound methods (an instance needs torchvision) holding
+    ``defaults``: transformers <= 5.24 reads them off ``self``, 5.25 asks ``self._merge_and_standardize_kwargs``."""
+    import types
+
+    return types.SimpleNamespace(**defaults, _merge_and_standardize_kwargs=lambda **kw: {**defaults, **kw})
+
+
 def hf_video_patch_count(num_frames: int, height: int, width: int, *, min_pixels: int = MIN_PIXELS,
                          max_pixels: int = MAX_PIXELS) -> int:
     """transformers' ``Qwen2VLVideoProcessor.get_num_of_video_patches`` (unbound; its instance needs
     torchvision): patches of a video of ``num_frames`` HxW frames under the given pixel bounds."""
-    import types
-
-    fake_self = types.SimpleNamespace(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
-                                      patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
-                                      temporal_patch_size=TEMPORAL_PATCH_SIZE)
+    fake_self = video_processor_self(size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+                                     patch_size=PATCH_SIZE, merge_size=MERGE_SIZE,
+                                     temporal_patch_size=TEMPORAL_PATCH_SIZE)
     processor = hf_video_processing_module().Qwen2VLVideoProcessor
     return processor.get_num_of_video_patches(fake_self, num_frames, height, width, {})
 

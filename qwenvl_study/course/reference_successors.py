@@ -18,7 +18,7 @@ import torch
 
 from ..resolution import PRESETS
 from ..rope import IMAGE_TOKEN_ID, VIDEO_TOKEN_ID
-from .reference import quiet
+from .reference import quiet, video_processor_self
 
 __all__ = [
     "randomize",
@@ -229,9 +229,9 @@ def hf_video_tokens(num_frames: int, height: int, width: int, model: str) -> int
     from .reference import hf_video_processing_module
 
     p = PRESETS[model]
-    fake = types.SimpleNamespace(size={"shortest_edge": p.video_min_pixels, "longest_edge": p.video_max_pixels},
-                                 patch_size=p.patch_size, merge_size=p.merge_size, temporal_patch_size=2,
-                                 cap_pixels_per_frame=None, max_video_tokens=768)
+    fake = video_processor_self(size={"shortest_edge": p.video_min_pixels, "longest_edge": p.video_max_pixels},
+                                patch_size=p.patch_size, merge_size=p.merge_size, temporal_patch_size=2,
+                                cap_pixels_per_frame=None, max_video_tokens=768)
     if model == "qwen3-vl":
         from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor as cls
     else:

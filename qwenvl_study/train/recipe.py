@@ -228,7 +228,7 @@ LORA_STAGE = Stage(3, "LoRA on LLM q/k/v/o (instead of stage 3)", ("lora_",), "v
 # every stage ``cmp``-equal to the resumed run's. Notebook 11.
 # Boxes, measured from the shipped weights (its LLM has the column), one process, ViT frozen, LLM at 3e-4: 300 steps of
 # one-shape find chats take one-shape find (IoU >= 0.5, 100 held out) 0.02 -> 0.37 (mean IoU 0.07 -> 0.42; 1-2 shapes
-# 0.25), where from earlier weights the same 300 steps gave 0.02; 300 chat steps after them (2e-4) keep 0.14, the mix
+# 0.25), where from earlier weights 300 such steps (5e-4, everything trainable) gave 0.02; 300 chat steps after them (2e-4) keep 0.14, the mix
 # 0.84 / 0.04 / 0.25 / 0.86; 300 more on 1-2 shapes and 300 of the mix with find x3: 0.25, the mix 0.83 / 0.04 / 0.24 /
 # 0.76. Not adopted yet (no whole run): a find curriculum after the column exists is the next candidate.
 
