@@ -33,17 +33,18 @@ def _curve(history):
 
 def test_smoke_run_trains_every_stage(one_process):
     out, result = one_process
-    assert sorted(result["history"]) == ["stage0", "stage0v", "stage1", "stage2", "stage3", "stage3a", "stage3b", "stage3c"]
+    assert sorted(result["history"]) == ["stage0", "stage0v", "stage1", "stage2", "stage3", "stage3a", "stage3b", "stage3c",
+                                         "stage3d"]
     curve = _curve(result["history"])
     assert len(curve) == 2 * len(STAGES) and all(math.isfinite(v) and v > 0 for v in curve)
     assert curve[-1] < curve[0]  # it learns something even in 14 tiny steps
-    for k in ("0", "0v", "1", "2", "3a", "3b", "3c", "3"):
+    for k in ("0", "0v", "1", "2", "3a", "3b", "3c", "3d", "3"):
         assert (out / f"stage{k}.safetensors").is_file() and (out / f"stage{k}.json").is_file()
     # the trainable parameters per stage follow the recipe
     t = {k: {r["module"]: r["trainable"] for r in rows} for k, rows in result["trainable"].items()}
     assert t["stage1"]["model.layers"] == 0 and t["stage1"]["visual.blocks"] == 0  # the recipe: the merger alone
     assert t["stage1"]["visual.merger"] > 0
-    for k in ("stage3a", "stage3b", "stage3c", "stage3"):  # stage 3's curriculum: the ViT frozen throughout
+    for k in ("stage3a", "stage3b", "stage3c", "stage3d", "stage3"):  # stage 3's curriculum: the ViT frozen throughout
         assert t[k]["visual.blocks"] == 0 and t[k]["visual.merger"] == 0 and t[k]["model.layers"] > 0
     assert t["stage0"]["visual.blocks"] == 0
     assert t["stage0v"]["visual.blocks"] > 0 and t["stage0v"]["visual.merger"] > 0 and t["stage0v"]["model.layers"] == 0

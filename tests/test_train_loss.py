@@ -142,3 +142,33 @@ def test_a_curriculum_lead_draws_one_task_alone_then_the_mix():
     assert any("How many shapes" in t or "Describe" in t or "Which way" in t for t in later_texts)  # the mix
     with pytest.raises(ValueError, match="TASK:STEPS"):
         with_lead(TrainConfig(), "finds", 5)
+
+
+def test_a_weighted_lead_draws_one_question_chats_of_every_task():
+    """``Stage.lead_weight``: the lead's chats hold one question each, of every task of the mix, the lead's task the
+    most often; at 0 (the default) the lead is its task alone and the stage's dict (its fingerprint) has no key."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from qwenvl_study.train.course import COURSE_MEDIA
+    from qwenvl_study.train.loop import stage_batch
+    from qwenvl_study.train.recipe import STAGES
+
+    tok = course_tokenizer()
+    vocab = build_vocab(tok)
+    base = replace(next(s for s in STAGES if s.key == "stage3"), batch_size=32, lead="direction", lead_steps=2)
+    assert "lead_weight" not in replace(base, lead_weight=0.0).to_dict()
+    kinds = {"How many shapes": "count", "Find the": "find", "Describe": "describe", "Which way": "direction"}
+
+    def asked(stage, step):
+        texts = [tok.decode(vocab.to_real(row).tolist()) for row in stage_batch(stage, step, tok, vocab, COURSE_MEDIA)["input_ids"]]
+        per_chat = [[k for q, k in kinds.items() for _ in range(t.count(q))] for t in texts]
+        assert all(len(q) == 1 for q in per_chat), per_chat  # one question per chat in the lead
+        return Counter(q[0] for q in per_chat)
+
+    weighted = replace(base, lead_weight=6.0)
+    assert weighted.to_dict()["lead_weight"] == 6.0
+    got = asked(weighted, 0) + asked(weighted, 1)
+    assert set(got) == {"count", "find", "describe", "direction"}, got  # every task of the mix
+    assert got["direction"] == max(got.values()) and got["direction"] > 64 / 3, got  # ~6 / 10.6 of 64
+    assert asked(replace(base, lead_weight=0.0), 0) == Counter(direction=32)  # the task alone

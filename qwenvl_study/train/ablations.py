@@ -132,10 +132,11 @@ _BEFORE_CURRICULUM = {
     "stage0v": {"steps": 800},
     "stage1": {"name": "ViT + merger, LLM frozen", "trainable": VISUAL, "steps": 40},
     "stage2": {"steps": 1500, "visual_lr_scale": 1.0, "visual_lr_on": VISUAL},
-    "stage3": {"steps": 800 + 300, "lead_steps": 800},
+    "stage3": {"name": "ViT frozen, LLM: video direction alone, then the chats", "steps": 800 + 300, "lead_steps": 800,
+               "lead_weight": 0.0},
 }
 ABLATION_STAGES: tuple[Stage, ...] = tuple(replace(s, **_BEFORE_CURRICULUM.get(s.key, {}))
-                                           for s in STAGES if s.key not in ("stage3a", "stage3b", "stage3c"))
+                                           for s in STAGES if s.key not in ("stage3a", "stage3b", "stage3c", "stage3d"))
 
 DEFAULT_OUT = Path("outputs") / "ablations"
 DEFAULT_RESULTS = Path("experiments") / "ablations" / "results.json"

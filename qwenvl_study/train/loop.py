@@ -145,7 +145,9 @@ def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, med
     if stage.data == "text":
         samples = [make_text_sample(seed, i) for i in indices]
     else:  # the curriculum's lead first (one task alone, one question per chat), then the stage's mix
-        mix, turns = ({stage.lead: 1.0}, 1) if step < stage.lead_steps else (stage.mix, stage.max_turns)
+        mix, turns = stage.mix, stage.max_turns
+        if step < stage.lead_steps:  # one question per chat: the lead task alone, or every task, the lead's weighted up
+            mix, turns = ({**stage.mix, stage.lead: stage.lead_weight} if stage.lead_weight else {stage.lead: 1.0}), 1
         samples = [make_sample(seed, i, mix=mix, max_turns=turns, max_shapes=stage.max_shapes) for i in indices]
     return collate([encode_sample(s, tokenizer, vocab, media) for s in samples], vocab.special("<|endoftext|>"))
 

@@ -80,12 +80,25 @@ def write_card(directory: str | Path, summary: dict) -> Path:
         rows.append(f"| {key} | " + " | ".join(f"{sc.get(t, float('nan')):.2f}" for t in tasks) + " |")
     rows.append("| goal | " + " | ".join(f"{GOALS[t]:.2f}" for t in tasks) + " |")
     lead = next((st for st in summary["stages"] if st.get("lead_steps")), None)  # stage 3's curriculum lead
-    easy = [st for st in summary["stages"] if st["index"] == 3 and st.get("max_shapes")]  # its describe curriculum
-    lead_text = ((" throughout: first descriptions alone, of " + ", then ".join(
-                     "one shape" if st["max_shapes"] == 1 else f"1-{st['max_shapes']} shapes" for st in easy)
-                  + f" ({' + '.join(str(st['steps']) for st in easy)} steps)" if easy else "")
-                 + (f"{', then' if easy else ' and starts with'} {lead['lead_steps']} steps of one-question "
-                    f"{lead['lead']} chats alone (a curriculum lead), then the chats" if lead else ""))
+    easy = [st for st in summary["stages"] if st["index"] == 3 and st.get("max_shapes")]  # its one-task curriculum
+    parts = []  # consecutive one-task stages as one phrase: "descriptions alone, of one shape, then 1-2 shapes (...)"
+    for st in easy:
+        task = next(iter(st["mix"]))
+        shapes = "one shape" if st["max_shapes"] == 1 else f"1-{st['max_shapes']} shapes"
+        if parts and parts[-1][0] == task:
+            parts[-1][1].append(shapes), parts[-1][2].append(str(st["steps"]))
+        else:
+            parts.append((task, [shapes], [str(st["steps"])]))
+    alone = {"describe": "descriptions", "find": "find questions", "count": "counts", "direction": "directions"}
+    easy_text = ", then ".join(f"{alone.get(t, t)} alone, of " + ", then ".join(sh) + f" ({' + '.join(n)} steps)"
+                               for t, sh, n in parts)
+    if lead and lead.get("lead_weight"):
+        lead_words = (f"{lead['lead_steps']} steps of one-question chats of every task, {lead['lead']} weighted "
+                      f"{lead['lead_weight']:g} (the others as in the mix; a curriculum lead), then the chats")
+    elif lead:
+        lead_words = f"{lead['lead_steps']} steps of one-question {lead['lead']} chats alone (a curriculum lead), then the chats"
+    lead_text = ((" throughout: first " + easy_text if easy else "")
+                 + (f"{', then' if easy else ' and starts with'} {lead_words}" if lead else ""))
     chats = sum(st["steps"] * st["batch_size"] for st in summary["stages"] if st["index"] >= 1)
     seeds = sorted({stage_seed(st["index"], st.get("seed")) for st in summary["stages"]})
 
@@ -158,24 +171,26 @@ clip 1.0. {summary['world_size']} processes (DDP, gloo) x {summary['threads']} t
 {chr(10).join(rows)}
 
 Wall time of the run: {summary['wall_seconds'] / 60:.1f} min{' = ' + summary['wall_note'] if summary.get('wall_note') else ''}
-(load average at the end {summary.get('load_average')}: the machine was shared with other jobs).
+(load average at the end {tuple(summary.get('load_average') or ()) or None}: the machine was shared with other jobs).
 """
     final = summary["scores"].get("stage3", {})
     missed = [f"{t} {final.get(t, 0):.2f} < {GOALS[t]:.2f}" for t in tasks if final.get(t, 0) < GOALS[t]]
     if missed:
         text += ("\n## Status: goals not reached\n" + "; ".join(missed) + ". What it has learned: the answer language "
                  "(digits 1-5, one box after a 'the colour kind' phrase, lists of shape names, direction words: see "
-                 "`tests/test_train_shipped.py`), to count, mostly which way a video's shape moves — stage 3 has "
-                 "video questions alone before the chats, because in the mix the direction words were 2% of the loss "
-                 "and the model said 'left' or 'up' to 194 of 200 videos — and to describe a lone shape and, less often, two "
+                 "`tests/test_train_shipped.py`), to count, mostly which way a video's shape moves — stage 3 leads with "
+                 "one-question chats in which the videos weigh five times as much, because in the mix the direction "
+                 "words were 2% of the loss and the model said 'left' or 'up' to 194 of 200 videos (a lead of videos "
+                 "alone wiped the other tasks) — and to describe one or two shapes and, less often, three "
                  "(notebook 11, Going deeper). Stage 2 once "
                  "trained at a peak learning rate of 2e-3 and every answer settled on its slot's prior (count 0.58); at "
                  "3e-4 the same ViT features can be read (notebook 11, Going deeper: trained on one-shape images alone, 2e-3 names the "
-                 "colour and guesses the kind, 0.28-0.40 held-out, 5e-4 both, 0.97). The boxes fail for a reason of "
-                 "the architecture at this budget: Qwen2-VL's ViT has no absolute position (2D-RoPE only; on a blank "
-                 "canvas every token is equal), so a shape's token says what it is, not where; the coordinates must be "
-                 f"computed by the LLM from M-RoPE, which 4 layers and ~{chats / 1000:.0f}k chats (stages 1-3) do not "
-                 "learn. A description is trapped behind the same column: its first colour word is the leftmost shape's, "
+                 "colour and guesses the kind, 0.28-0.40 held-out, 5e-4 both, 0.97). The boxes are where "
+                 "the architecture is hardest at this budget: Qwen2-VL's ViT has no absolute position (2D-RoPE only; on "
+                 "a blank canvas every token is equal), so a shape's token says what it is, not where; the coordinates "
+                 "are computed by the LLM from M-RoPE. It reads a shape's column that way (notebook 11) and, after "
+                 "stage 3d, places a lone shape's box roughly (its hundreds digits, not its tens), but 4 layers and "
+                 f"~{chats / 1000:.0f}k chats (stages 1-3) rarely pass IoU 0.5. A description is trapped behind the same column: its first colour word is the leftmost shape's, "
                  "and trained on 1-5 shapes at once (the recipe before this one) the LLM kept its prior ('yellow' for 119 of "
                  "120 one-shape images) "
                  "although the colour reaches its state; hence stage 3's descriptions of one, then 1-2, then 1-3 shapes "
