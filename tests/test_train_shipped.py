@@ -63,31 +63,30 @@ def test_heldout_scores_and_answer_language(shipped):
     assert all(formed[t] >= WELL_FORMED[t] for t in formed), formed
 
 
-def test_describes_one_shape(shipped):
-    """Stage 3's describe curriculum (one shape, then 1-2, then 1-3): a single shape's colour and kind, named right."""
+def described_right(shipped, seed, n_shapes, n=32):
+    """"Describe the image." on ``n`` held-out scenes of ``n_shapes`` shapes (a stream of its own: training draws
+    make_sample's streams of seeds 100-150): how many answers are exactly right, and the first answers."""
     import random
 
     model, tok = shipped
-    rng = random.Random(9105)  # held out: training draws make_sample's own streams of seeds 100-150
-    scenes = [D.random_scene(rng, 1) for _ in range(32)]
+    rng = random.Random(seed)
+    scenes = [D.random_scene(rng, n_shapes) for _ in range(n)]
     answers = generate_answers(model, tok, [D.messages_for(D.render(s), D.DESCRIBE_Q,
                                                            media_options=model.media.options(False)) for s in scenes])
-    right = sum(a == D.describe(s.shapes) for a, s in zip(answers, scenes))
-    assert right >= 16, (right, answers[:8])
+    return sum(a == D.describe(s.shapes) for a, s in zip(answers, scenes)), answers[:8]
+
+
+def test_describes_one_shape(shipped):
+    """Stage 3's describe curriculum (one shape, then 1-2, then 1-3): a single shape's colour and kind, named right."""
+    right, first = described_right(shipped, 9105, 1)
+    assert right >= 16, (right, first)
 
 
 def test_describes_two_shapes(shipped):
     """Left to right: two shapes' colours and kinds in the order of their box centres (stage 3b, kept by the weighted
-    lead). Held out: a stream of its own (training draws make_sample's streams of seeds 100-150)."""
-    import random
-
-    model, tok = shipped
-    rng = random.Random(9106)
-    scenes = [D.random_scene(rng, 2) for _ in range(32)]
-    answers = generate_answers(model, tok, [D.messages_for(D.render(s), D.DESCRIBE_Q,
-                                                           media_options=model.media.options(False)) for s in scenes])
-    right = sum(a == D.describe(s.shapes) for a, s in zip(answers, scenes))
-    assert right >= TWO_SHAPES_RIGHT, (right, answers[:8])
+    lead)."""
+    right, first = described_right(shipped, 9106, 2)
+    assert right >= TWO_SHAPES_RIGHT, (right, first)
 
 
 def test_places_a_lone_shapes_box(shipped):
