@@ -101,6 +101,19 @@ def test_two_processes_give_the_one_process_curve(one_process, tmp_path):
     assert worst <= 1e-5, (worst, ddp, single)
 
 
+def test_micro_batches_on_two_processes_give_the_one_process_curve(one_process, tmp_path):
+    """``--micro-batch 1``: each rank's chats one at a time, DDP's all-reduce on the last (``no_sync`` before it),
+    against one process with one padded batch per step: the same curve to float rounding."""
+    _, result = one_process
+    summary = _torchrun_smoke(tmp_path, "--micro-batch", "1")
+    assert [s.get("micro_batch") for s in summary["stages"]] == [1, None, 1, 1, 1, 1, 1, 1, 1]  # 0v: dense
+    ddp, single = _curve(summary["history"]), _curve(result["history"])
+    assert len(ddp) == len(single)
+    worst = max(abs(a - b) / b for a, b in zip(ddp, single))
+    print(f"micro-batches of 1, 2-process vs 1-process: worst relative difference {worst:.2e}")
+    assert worst <= 1e-5, (worst, ddp, single)
+
+
 def test_two_processes_give_the_one_process_curve_with_the_answer_loss(tmp_path):
     """The re-weighted loss (``--loss answer``) divides by the global number of answers: same curve too."""
     from qwenvl_study.train.loop import with_loss

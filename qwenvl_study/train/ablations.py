@@ -127,7 +127,8 @@ SEED_STRIDE = 1000  # run seed s > 0 draws stage data from the stage's seed + 10
 # The recipe the committed results (experiments/ablations/results.json) were trained with: ``make train``'s stages
 # before stage 3's describe curriculum (stage 0v at 800 steps, stage 1 all of ``visual.*`` for 40 steps, stage 2 at
 # 1,500 steps in one optimiser group, then stage 3's direction lead of 800 steps and 300 chat steps). The variants
-# compare against each other, not against the shipped model, so they keep the recipe their results record.
+# compare against each other, not against the shipped model, so they keep the recipe their results record (one
+# batch per step: no micro-batches).
 _BEFORE_CURRICULUM = {
     "stage0v": {"steps": 800},
     "stage1": {"name": "ViT + merger, LLM frozen", "trainable": VISUAL, "steps": 40},
@@ -135,7 +136,7 @@ _BEFORE_CURRICULUM = {
     "stage3": {"name": "ViT frozen, LLM: video direction alone, then the chats", "steps": 800 + 300, "lead_steps": 800,
                "lead_weight": 0.0},
 }
-ABLATION_STAGES: tuple[Stage, ...] = tuple(replace(s, **_BEFORE_CURRICULUM.get(s.key, {}))
+ABLATION_STAGES: tuple[Stage, ...] = tuple(replace(s, **{"micro_batch": 0, **_BEFORE_CURRICULUM.get(s.key, {})})
                                            for s in STAGES if s.key not in ("stage3a", "stage3b", "stage3c", "stage3d"))
 
 DEFAULT_OUT = Path("outputs") / "ablations"

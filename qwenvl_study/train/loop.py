@@ -12,6 +12,9 @@ both cases; rank ``r`` takes every ``world``-th of them. Each rank's loss is its
 supervised tokens divided by the *global* count of supervised tokens (an all-reduce), times the
 world size, so DDP's gradient average equals the 1-process gradient of the mean loss over the global
 batch: the two loss curves agree to float rounding (tested: ``tests/test_train_loop.py``).
+A stage with ``micro_batch`` runs a rank's chats sorted by length in batches of that many (less padding),
+the gradients of all but the last accumulated under DDP's ``no_sync``; each micro-batch's sum is divided by the
+same global count, so the step is the one batch's to float rounding.
 
 Determinism: data are a function of (seed, index) (``data.py``); the initial weights of
 ``torch.manual_seed(seed)``; no dropout; same thread count on the same machine and software -> the same run, bit for bit
@@ -21,6 +24,7 @@ Determinism: data are a function of (seed, index) (``data.py``); the initial wei
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -40,7 +44,8 @@ from .dense import WHERE_ON, DenseBatch, DenseHead, dense_batch, dense_loss, den
 from .recipe import LORA_STAGE, STAGES, Stage, _matches, lora_model, set_trainable
 from .vocab import CourseVocab, build_vocab, course_tokenizer
 
-__all__ = ["TrainConfig", "init_weights", "build_model", "train", "train_stage", "stage_batch", "stage_seed", "main",
+__all__ = ["TrainConfig", "init_weights", "build_model", "train", "train_stage", "stage_batch", "stage_micro_batches",
+           "stage_examples", "stage_seed", "main",
            "save_course_model", "DEFAULT_OUT"]
 
 DEFAULT_OUT = Path("outputs") / "train"
@@ -134,14 +139,37 @@ def _barrier() -> None:
 # ---------------------------------------------------------------------------------------------
 # One stage
 # ---------------------------------------------------------------------------------------------
+def _indices(stage: Stage, step: int, rank: int, world: int) -> range:
+    """This rank's share of the global batch of ``step``: samples ``step * B + r, + world, ...``."""
+    start = step * stage.batch_size
+    return range(start + rank, start + stage.batch_size, world)
+
+
 def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, media: CourseMedia,
                 rank: int = 0, world: int = 1) -> dict[str, torch.Tensor]:
-    """This rank's share of the global batch of ``step``: samples ``step * B + r, + world, ...``."""
-    seed = stage_seed(stage.index, stage.seed)
-    start = step * stage.batch_size
-    indices = range(start + rank, start + stage.batch_size, world)
+    """This rank's share of the global batch of ``step`` as one padded batch."""
     if stage.data == "dense":  # stage 0v: images and their per-patch labels (dense.py)
-        return vars(dense_batch(seed, indices, media, where_on=stage.where_on))
+        seed = stage_seed(stage.index, stage.seed)
+        return vars(dense_batch(seed, _indices(stage, step, rank, world), media, where_on=stage.where_on))
+    return collate(stage_examples(stage, step, tokenizer, vocab, media, rank, world), vocab.special("<|endoftext|>"))
+
+
+def stage_micro_batches(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, media: CourseMedia,
+                        rank: int = 0, world: int = 1) -> list[dict[str, torch.Tensor]]:
+    """What a training step runs on this rank: ``[stage_batch(...)]``, or with ``stage.micro_batch`` the same chats
+    sorted by length (stable) in batches of that many, so that short chats are not padded to the longest."""
+    if stage.data == "dense" or not stage.micro_batch:
+        return [stage_batch(stage, step, tokenizer, vocab, media, rank, world)]
+    examples = sorted(stage_examples(stage, step, tokenizer, vocab, media, rank, world), key=lambda e: len(e.input_ids))
+    pad, m = vocab.special("<|endoftext|>"), stage.micro_batch
+    return [collate(examples[i:i + m], pad) for i in range(0, len(examples), m)]
+
+
+def stage_examples(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, media: CourseMedia,
+                   rank: int = 0, world: int = 1) -> list:
+    """This rank's chats of ``step``, encoded (``course.Example``s, unpadded)."""
+    seed = stage_seed(stage.index, stage.seed)
+    indices = _indices(stage, step, rank, world)
     if stage.data == "text":
         samples = [make_text_sample(seed, i) for i in indices]
     else:  # the curriculum's lead first (one task alone, one question per chat), then the stage's mix
@@ -149,11 +177,11 @@ def stage_batch(stage: Stage, step: int, tokenizer: Any, vocab: CourseVocab, med
         if step < stage.lead_steps:  # one question per chat: the lead task alone, or every task, the lead's weighted up
             mix, turns = ({**stage.mix, stage.lead: stage.lead_weight} if stage.lead_weight else {stage.lead: 1.0}), 1
         samples = [make_sample(seed, i, mix=mix, max_turns=turns, max_shapes=stage.max_shapes) for i in indices]
-    return collate([encode_sample(s, tokenizer, vocab, media) for s in samples], vocab.special("<|endoftext|>"))
+    return [encode_sample(s, tokenizer, vocab, media) for s in samples]
 
 
 class _StageBatches(torch.utils.data.Dataset):
-    """Step ``t`` -> this rank's batch of step ``t`` (a pure function of the index: order-free, resumable)."""
+    """Step ``t`` -> this rank's (micro-)batches of step ``t`` (a pure function of the index: order-free, resumable)."""
 
     def __init__(self, stage: Stage, steps: int, tokenizer: Any, vocab: CourseVocab, media: CourseMedia,
                  rank: int, world: int) -> None:
@@ -165,7 +193,7 @@ class _StageBatches(torch.utils.data.Dataset):
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         stage, tokenizer, vocab, media, rank, world = self.args
-        return stage_batch(stage, step, tokenizer, vocab, media, rank, world)
+        return stage_micro_batches(stage, step, tokenizer, vocab, media, rank, world)
 
 
 def _prefetch(stage: Stage, steps: int, tokenizer: Any, vocab: CourseVocab, config: TrainConfig, rank: int,
@@ -232,6 +260,9 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
         if not p.is_contiguous():
             p.data = p.data.contiguous()
     dense = stage.data == "dense"
+    if stage.micro_batch and stage.loss != "token":
+        raise ValueError(f"{stage.key}: micro_batch={stage.micro_batch} needs loss='token' (the 'answer' loss divides "
+                         f"by the batch's answers, counted while it is computed), not loss={stage.loss!r}")
     if dense:
         module: nn.Module = _DenseNet(model.visual, dense_head(model, config, stage) if head is None else head)
     else:
@@ -255,29 +286,36 @@ def train_stage(model: nn.Module, stage: Stage, tokenizer: Any, vocab: CourseVoc
     history, t0 = [], time.perf_counter()
     batches = iter(_prefetch(stage, steps, tokenizer, vocab, config, rank, world))
     for step in bar:
-        batch = next(batches)
+        micro = next(batches)
         for group in optimizer.param_groups:
             group["lr"] = _lr(stage, step) * group["lr_scale"]
         if dense:
-            batch = DenseBatch(**batch)
+            batch = DenseBatch(**micro[0])
             counts = _all_reduce(torch.tensor([float(batch.centre.numel()), float(batch.centre.sum()),
                                                float(where_rows(batch).sum())], dtype=torch.float64))
             local_sum, _ = dense_loss(net(batch.pixel_values, batch.grid_thw), batch, tuple(counts.tolist()),
                                       where_weight=stage.where_weight)
             count = torch.ones((), dtype=torch.float64)  # local_sum is already this rank's share of the mean
-            loss = local_sum * world
-        else:
+            (local_sum * world).backward()
+        elif stage.loss == "answer":  # one batch (micro_batch is refused above)
+            batch = dict(micro[0])
             labels = batch.pop("labels")
-            logits = net(**batch)
-            if stage.loss == "answer":
-                factor = box_digit_weights(labels, *digits, stage.digit_weight) if stage.digit_weight != 1 else None
-                local_sum, n_answers = weighted_answer_loss(logits, labels, factor)
-                count = _all_reduce(n_answers.to(torch.float64))
-            else:
-                local_sum = answer_loss(logits, labels, reduction="sum")
-                count = _all_reduce((labels[:, 1:] != -100).sum().to(torch.float64))
-            loss = local_sum * (world / count.to(local_sum.dtype))
-        loss.backward()
+            factor = box_digit_weights(labels, *digits, stage.digit_weight) if stage.digit_weight != 1 else None
+            local_sum, n_answers = weighted_answer_loss(net(**batch), labels, factor)
+            count = _all_reduce(n_answers.to(torch.float64))
+            (local_sum * (world / count.to(local_sum.dtype))).backward()
+        else:  # the per-token mean over the global batch: each (micro-)batch's sum / the global count of answer tokens
+            count = _all_reduce(sum((b["labels"][:, 1:] != -100).sum() for b in micro).to(torch.float64))
+            local_sum = torch.zeros((), dtype=torch.float32)
+            for k, batch in enumerate(micro):
+                batch = dict(batch)
+                labels = batch.pop("labels")
+                # DDP: gradients of all but the last micro-batch accumulate locally, the last backward all-reduces
+                sync = contextlib.nullcontext() if world == 1 or k == len(micro) - 1 else net.no_sync()
+                with sync:
+                    part = answer_loss(net(**batch), labels, reduction="sum")
+                    (part * (world / count.to(part.dtype))).backward()
+                local_sum = local_sum + part.detach()
         if config.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
@@ -435,9 +473,19 @@ def smoke_config(out: str | Path, *, steps: int = 2, batch_size: int = 4, progre
                        model=SMOKE_MODEL, eval_n=0, workers=0, progress=progress)
 
 
+def with_micro_batch(config: TrainConfig, micro_batch: int) -> TrainConfig:
+    """``config`` with every text stage (and LoRA) run in micro-batches of ``micro_batch`` chats (``Stage.micro_batch``)."""
+    stages = tuple(s if s.data == "dense" else replace(s, micro_batch=micro_batch) for s in config.stages)
+    lora = None if config.lora is None else replace(config.lora, micro_batch=micro_batch)
+    return replace(config, stages=stages, lora=lora)
+
+
 def with_loss(config: TrainConfig, loss: str, digit_weight: float) -> TrainConfig:
-    """``config`` with every text stage (and LoRA) on ``loss`` / ``digit_weight`` (``Stage.loss``)."""
-    stages = tuple(s if s.data == "dense" else replace(s, loss=loss, digit_weight=digit_weight) for s in config.stages)
+    """``config`` with every text stage (and LoRA) on ``loss`` / ``digit_weight`` (``Stage.loss``); the "answer" loss
+    runs each step as one batch (``micro_batch`` 0)."""
+    micro = {} if loss == "token" else {"micro_batch": 0}
+    stages = tuple(s if s.data == "dense" else replace(s, loss=loss, digit_weight=digit_weight, **micro)
+                   for s in config.stages)
     lora = None if config.lora is None else replace(config.lora, loss=loss, digit_weight=digit_weight)
     return replace(config, stages=stages, lora=lora)
 
@@ -478,7 +526,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="which patches carry the 'where' target: each shape's centre patch (default) or every "
                              "patch it covers most")
     parser.add_argument("--rope-theta", type=float, default=None, help="the LLM's rotary base (course_config)")
+    parser.add_argument("--micro-batch", type=int, default=None, metavar="N",
+                        help="run each rank's chats of a step in micro-batches of N, sorted by length (less padding; "
+                             "the same loss to float rounding, not bit for bit: another run)")
     args = parser.parse_args(argv)
+    if args.micro_batch is not None and (args.micro_batch < 0 or args.loss != "token"):
+        parser.error(f"--micro-batch {args.micro_batch}: needs N >= 0 and --loss token")
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
@@ -493,6 +546,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = smoke_config(args.out, progress=not args.no_progress)
     if args.loss != "token" or args.digit_weight != 1.0:
         config = with_loss(config, args.loss, args.digit_weight)
+    if args.micro_batch is not None:
+        config = with_micro_batch(config, args.micro_batch)
     if args.rope_theta is not None:
         config = replace(config, model={**config.model, "rope_theta": args.rope_theta})
     if args.where is not None:

@@ -30,7 +30,10 @@ some of ``visual.*`` in their own optimiser group at a multiple of the stage's l
 ``visual.blocks`` at 0.3x, below ``LORA_STAGE``). Stage 3 starts with a curriculum *lead*: one-question video
 chats (``Stage.lead``), then the chats — in the mix the direction words were 2% of the loss. The lead's chats are
 of every task with the videos' weight 6 instead of 1.2 (``Stage.lead_weight``): a lead of videos alone wiped what the
-stages before it taught (measured below).
+stages before it taught (measured below). A stage can run each rank's chats in micro-batches sorted by length
+(``Stage.micro_batch``, ``loop.stage_micro_batches``, ``--micro-batch``): a batch is padded to its longest chat, and in
+stages 2 and 3 ~40% of the padded tokens are padding; the summed loss and gradient are the one batch's to float
+rounding (tested), not bit for bit — and that rounding alone gave another model (measured below; not adopted).
 
 ``set_trainable`` is the freeze helper: it sets ``requires_grad`` on *parameters* (by name prefix)
 and prints the trainable parameters per module. Setting ``module.requires_grad = False`` on an
@@ -105,6 +108,8 @@ class Stage:
     max_shapes: int = 5  # images of 1 to ``max_shapes`` shapes (a curriculum's easy scenes); 5: the contract's 1-5
     where_weight: float = 0.0  # a dense stage (0v): the weight of the "where" target (dense.py); 0: not asked
     where_on: str = "centre"  # the patches that carry it: each shape's centre one, or "shape": all it covers most
+    micro_batch: int = 0  # > 0: a rank's chats of a step run in micro-batches of this many, sorted by length (less
+    #                       padding; the same summed loss and gradient to float rounding); 0: all of them at once
 
     @property
     def key(self) -> str:
@@ -112,7 +117,7 @@ class Stage:
 
     def to_dict(self) -> dict[str, Any]:
         """The stage's fields; the later options (``loss`` / ``digit_weight``, ``lead`` / ``lead_steps``,
-        ``visual_lr_scale`` / ``visual_lr_on``, ``max_shapes``, ``where_weight`` / ``where_on``) only
+        ``visual_lr_scale`` / ``visual_lr_on``, ``max_shapes``, ``where_weight`` / ``where_on``, ``micro_batch``) only
         when they differ from their defaults, so that a stage's fingerprint (``loop.TrainConfig.fingerprint``)
         is the one it had before they existed."""
         d = asdict(self)
@@ -123,7 +128,7 @@ class Stage:
 
 
 _LATER_FIELDS = ("loss", "digit_weight", "lead", "lead_steps", "lead_weight", "visual_lr_scale", "visual_lr_on", "max_shapes",
-                 "where_weight", "where_on")
+                 "where_weight", "where_on", "micro_batch")
 
 
 _ALL_TASKS = {"count": 1.0, "find": 1.4, "describe": 1.2, "direction": 0.6}  # stage 1 (and the LoRA stage)
