@@ -191,7 +191,7 @@ class _StageBatches(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.steps
 
-    def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, step: int) -> list[dict[str, torch.Tensor]]:
         stage, tokenizer, vocab, media, rank, world = self.args
         return stage_micro_batches(stage, step, tokenizer, vocab, media, rank, world)
 
