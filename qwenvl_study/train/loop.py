@@ -473,21 +473,21 @@ def smoke_config(out: str | Path, *, steps: int = 2, batch_size: int = 4, progre
                        model=SMOKE_MODEL, eval_n=0, workers=0, progress=progress)
 
 
+def _with_text_stages(config: TrainConfig, **fields: Any) -> TrainConfig:
+    """``config`` with ``fields`` set on every text stage (not the dense stage 0v) and on LoRA."""
+    stages = tuple(s if s.data == "dense" else replace(s, **fields) for s in config.stages)
+    lora = None if config.lora is None else replace(config.lora, **fields)
+    return replace(config, stages=stages, lora=lora)
+
+
 def with_micro_batch(config: TrainConfig, micro_batch: int) -> TrainConfig:
     """``config`` with every text stage (and LoRA) run in micro-batches of ``micro_batch`` chats (``Stage.micro_batch``)."""
-    stages = tuple(s if s.data == "dense" else replace(s, micro_batch=micro_batch) for s in config.stages)
-    lora = None if config.lora is None else replace(config.lora, micro_batch=micro_batch)
-    return replace(config, stages=stages, lora=lora)
+    return _with_text_stages(config, micro_batch=micro_batch)
 
 
 def with_loss(config: TrainConfig, loss: str, digit_weight: float) -> TrainConfig:
-    """``config`` with every text stage (and LoRA) on ``loss`` / ``digit_weight`` (``Stage.loss``); the "answer" loss
-    runs each step as one batch (``micro_batch`` 0)."""
-    micro = {} if loss == "token" else {"micro_batch": 0}
-    stages = tuple(s if s.data == "dense" else replace(s, loss=loss, digit_weight=digit_weight, **micro)
-                   for s in config.stages)
-    lora = None if config.lora is None else replace(config.lora, loss=loss, digit_weight=digit_weight)
-    return replace(config, stages=stages, lora=lora)
+    """``config`` with every text stage (and LoRA) on ``loss`` / ``digit_weight`` (``Stage.loss``)."""
+    return _with_text_stages(config, loss=loss, digit_weight=digit_weight)
 
 
 def with_lead(config: TrainConfig, task: str, steps: int) -> TrainConfig:
